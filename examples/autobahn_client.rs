@@ -1,0 +1,55 @@
+//! Runs every case of an Autobahn fuzzingserver with this crate's client, echoing each
+//! message, then asks the fuzzingserver to write its reports.
+//!
+//! ```text
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 AGENT
+//! ```
+
+use enim_labore_occaecati::{connect, ClientBuilder, Config};
+
+async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
+    let (mut ws, _) = connect(&format!("{base}/getCaseCount")).await?;
+    let count = match ws.recv().await? {
+        Some(message) => message.as_text().unwrap_or("0").trim().parse()?,
+        None => 0,
+    };
+    let _ = ws.close(None).await;
+    Ok(count)
+}
+
+async fn run_case(base: &str, case: u32, agent: &str) -> enim_labore_occaecati::Result<()> {
+    let mut config = Config::default();
+    config.max_message_size = 64 << 20;
+    let client = ClientBuilder::new().config(config);
+    let (mut ws, _) = client
+        .connect(&format!("{base}/runCase?case={case}&agent={agent}"))
+        .await?;
+    while let Some(message) = ws.recv().await? {
+        ws.feed(message).await?;
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let base = args
+        .next()
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let agent = args
+        .next()
+        .unwrap_or_else(|| "enim-labore-occaecati".to_owned());
+    let count = case_count(&base).await?;
+    eprintln!("running {count} cases against {base} as {agent}");
+    for case in 1..=count {
+        // Errors are the expected outcome of many cases (the peer breaks the protocol on
+        // purpose); the fuzzingserver judges the behaviour.
+        if let Err(error) = run_case(&base, case, &agent).await {
+            eprintln!("case {case}: {error}");
+        }
+    }
+    let (mut ws, _) = connect(&format!("{base}/updateReports?agent={agent}")).await?;
+    while ws.recv().await?.is_some() {}
+    eprintln!("reports updated");
+    Ok(())
+}

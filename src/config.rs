@@ -1,0 +1,88 @@
+//! Connection limits and options. Every field has a safe default, documented with its reason.
+
+use std::time::Duration;
+
+/// Options of one WebSocket connection (both roles). Fixed when the connection is created.
+///
+/// ```
+/// use enim_labore_occaecati::Config;
+/// let mut config = Config::default();
+/// config.max_message_size = 1 << 20;
+/// assert!(config.auto_pong);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest message accepted, after reassembly, in bytes. A frame whose declared length
+    /// would exceed it is refused with close code 1009 before any of its payload is buffered.
+    /// Default: 64 MiB (large enough for Autobahn's 16 MiB cases, small enough that a peer can't
+    /// exhaust memory on a typical server).
+    pub max_message_size: usize,
+    /// Largest single frame accepted, in bytes (close code 1009). Default: 64 MiB.
+    pub max_frame_size: usize,
+    /// Most fragments one message may have (close code 1008). It bounds the work a peer can
+    /// cause with empty continuation frames. Default: 1 048 576, above the 65 536 fragments of
+    /// Autobahn's 9.3/9.4 cases.
+    pub max_fragments: usize,
+    /// Check that text messages and close reasons are UTF-8 (RFC 6455 §8.1), failing at the
+    /// first invalid fragment with close code 1007. Turn off only for trusted peers.
+    /// Default: on.
+    pub validate_utf8: bool,
+    /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Only the most recent ping is
+    /// answered when several arrive before the answer can be written, so a peer that pings but
+    /// never reads can't make pongs pile up. Default: on.
+    pub auto_pong: bool,
+    /// Yield ping, pong and close frames from `recv` as [`Message`](crate::Message)s, besides
+    /// handling them. Default: off (only text and binary messages are yielded).
+    pub receive_control_frames: bool,
+    /// The write buffer's high-water mark in bytes. `send` and `feed` wait (flushing) while more
+    /// than this is buffered, and `recv` stops reading from a peer that doesn't read our replies
+    /// while the buffer is over it. One message is always accepted when the buffer is under the
+    /// mark, whatever its size. Default: 128 KiB.
+    pub max_write_buffer: usize,
+    /// How long `close` waits for the peer's close frame (and, on the client, for the server to
+    /// close TCP) before dropping the connection. Default: 10 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_message_size: 64 << 20,
+            max_frame_size: 64 << 20,
+            max_fragments: 1 << 20,
+            validate_utf8: true,
+            auto_pong: true,
+            receive_control_frames: false,
+            max_write_buffer: 128 << 10,
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits of the HTTP opening handshake (both roles).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HandshakeLimits {
+    /// Largest request or response head (request line and headers), in bytes: 431 on the
+    /// server when exceeded. Default: 16 KiB, Node's default.
+    pub max_head_size: usize,
+    /// Most headers in a head: 431 on the server when exceeded. Default: 100.
+    pub max_headers: usize,
+    /// Largest body of a non-101 response the client reads to report it. Default: 64 KiB.
+    pub max_error_body: usize,
+    /// Time allowed for the whole handshake; a peer that trickles its head or never finishes it
+    /// is dropped. Default: 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> HandshakeLimits {
+        HandshakeLimits {
+            max_head_size: 16 << 10,
+            max_headers: 100,
+            max_error_body: 64 << 10,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}

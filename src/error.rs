@@ -1,0 +1,435 @@
+//! The crate's error type.
+//!
+//! One opaque, pointer-sized [`Error`] carries an [`ErrorKind`]; a protocol violation also
+//! carries the [`ProtocolError`] that names it and, through [`ProtocolError::close_code`], the
+//! close code that was sent to the peer. A failed handshake carries the HTTP status (server) or
+//! the whole unexpected response (client).
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::proto::close::CloseCode;
+
+/// A convenient alias for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in broad classes. Use [`Error::kind`] to branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The peer broke RFC 6455; see [`Error::protocol_error`]. A close frame with the matching
+    /// code was queued before this error was returned.
+    Protocol,
+    /// The opening handshake failed; see [`Error::handshake_error`] and
+    /// [`Error::http_response`].
+    Handshake,
+    /// An I/O error from the underlying stream.
+    Io,
+    /// A time limit (handshake, close) ran out.
+    Timeout,
+    /// The connection ended without a close handshake (status 1006 in RFC 6455 terms).
+    AbnormalClosure,
+    /// The connection is closing or closed, so the operation can't be done.
+    Closed,
+    /// The caller passed something invalid (a bad URL, a close code that may not be sent, an
+    /// over-long control payload).
+    InvalidInput,
+}
+
+/// A violation of RFC 6455 by the peer. Each has a stable [`code`](ProtocolError::code) and the
+/// close code ([`close_code`](ProtocolError::close_code)) sent to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// An opcode RFC 6455 reserves (3-7, 11-15).
+    InvalidOpcode(u8),
+    /// RSV1, RSV2 or RSV3 set without an extension that defines it.
+    ReservedBitsSet,
+    /// A control frame with FIN clear (RFC 6455 §5.5: control frames MUST NOT be fragmented).
+    FragmentedControlFrame,
+    /// A control frame payload over 125 bytes (RFC 6455 §5.5).
+    ControlFrameTooLong,
+    /// A client sent an unmasked frame (RFC 6455 §5.1).
+    UnmaskedFrame,
+    /// A server sent a masked frame (RFC 6455 §5.1).
+    MaskedFrame,
+    /// A 64-bit payload length with the most significant bit set (RFC 6455 §5.2).
+    InvalidPayloadLength,
+    /// A continuation frame with no message in progress.
+    UnexpectedContinuation,
+    /// A new text or binary frame while a fragmented message was in progress.
+    ExpectedContinuation,
+    /// A text message or close reason that is not valid UTF-8.
+    InvalidUtf8,
+    /// A close frame with a status code that may not be received.
+    InvalidCloseCode(u16),
+    /// A close frame whose payload is a single byte.
+    InvalidClosePayload,
+    /// A frame longer than the configured maximum frame size.
+    FrameTooBig,
+    /// A message longer than the configured maximum message size.
+    MessageTooBig,
+    /// A message split into more fragments than the configured maximum.
+    TooManyFragments,
+}
+
+impl ProtocolError {
+    /// The close code sent to the peer for this error (RFC 6455 §7.4.1): 1007 for invalid
+    /// UTF-8, 1009 for size limits, 1008 for the fragment-count policy, 1002 for the rest.
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
+            ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
+            ProtocolError::TooManyFragments => CloseCode::POLICY,
+            ProtocolError::InvalidOpcode(_)
+            | ProtocolError::ReservedBitsSet
+            | ProtocolError::FragmentedControlFrame
+            | ProtocolError::ControlFrameTooLong
+            | ProtocolError::UnmaskedFrame
+            | ProtocolError::MaskedFrame
+            | ProtocolError::InvalidPayloadLength
+            | ProtocolError::UnexpectedContinuation
+            | ProtocolError::ExpectedContinuation
+            | ProtocolError::InvalidCloseCode(_)
+            | ProtocolError::InvalidClosePayload => CloseCode::PROTOCOL,
+        }
+    }
+
+    /// A stable identifier for logs and metrics, such as `"WS_ERR_INVALID_UTF8"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ProtocolError::InvalidOpcode(_) => "WS_ERR_INVALID_OPCODE",
+            ProtocolError::ReservedBitsSet => "WS_ERR_UNEXPECTED_RSV",
+            ProtocolError::FragmentedControlFrame => "WS_ERR_EXPECTED_FIN",
+            ProtocolError::ControlFrameTooLong => "WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH",
+            ProtocolError::UnmaskedFrame => "WS_ERR_EXPECTED_MASK",
+            ProtocolError::MaskedFrame => "WS_ERR_UNEXPECTED_MASK",
+            ProtocolError::InvalidPayloadLength => "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH",
+            ProtocolError::UnexpectedContinuation => "WS_ERR_UNEXPECTED_CONTINUATION",
+            ProtocolError::ExpectedContinuation => "WS_ERR_EXPECTED_CONTINUATION",
+            ProtocolError::InvalidUtf8 => "WS_ERR_INVALID_UTF8",
+            ProtocolError::InvalidCloseCode(_) => "WS_ERR_INVALID_CLOSE_CODE",
+            ProtocolError::InvalidClosePayload => "WS_ERR_INVALID_CLOSE_PAYLOAD",
+            ProtocolError::FrameTooBig => "WS_ERR_FRAME_TOO_BIG",
+            ProtocolError::MessageTooBig => "WS_ERR_MESSAGE_TOO_BIG",
+            ProtocolError::TooManyFragments => "WS_ERR_TOO_MANY_FRAGMENTS",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::InvalidOpcode(op) => write!(f, "invalid opcode {op}"),
+            ProtocolError::ReservedBitsSet => f.write_str("reserved bits set"),
+            ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
+            ProtocolError::ControlFrameTooLong => {
+                f.write_str("control frame payload longer than 125 bytes")
+            }
+            ProtocolError::UnmaskedFrame => f.write_str("unmasked frame from a client"),
+            ProtocolError::MaskedFrame => f.write_str("masked frame from a server"),
+            ProtocolError::InvalidPayloadLength => {
+                f.write_str("payload length with the most significant bit set")
+            }
+            ProtocolError::UnexpectedContinuation => {
+                f.write_str("continuation frame without a message in progress")
+            }
+            ProtocolError::ExpectedContinuation => {
+                f.write_str("new data frame inside a fragmented message")
+            }
+            ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8"),
+            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            ProtocolError::InvalidClosePayload => f.write_str("one-byte close payload"),
+            ProtocolError::FrameTooBig => f.write_str("frame exceeds the maximum frame size"),
+            ProtocolError::MessageTooBig => f.write_str("message exceeds the maximum message size"),
+            ProtocolError::TooManyFragments => {
+                f.write_str("message exceeds the maximum fragment count")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Why an opening handshake failed. On the server each maps to the HTTP status sent back
+/// ([`HandshakeError::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The request method is not GET (405).
+    MethodNotAllowed,
+    /// The request is not HTTP/1.1 or later (400).
+    UnsupportedHttpVersion,
+    /// The request has no `Host` header (400).
+    MissingHost,
+    /// `Upgrade: websocket` is missing (400).
+    MissingUpgrade,
+    /// `Connection` does not list `upgrade` (400).
+    MissingConnectionUpgrade,
+    /// `Sec-WebSocket-Key` is missing or not 16 bytes in base64 (400).
+    InvalidKey,
+    /// `Sec-WebSocket-Version` is neither 13 nor 8 (426).
+    UnsupportedVersion,
+    /// `Sec-WebSocket-Protocol` is malformed or lists a protocol twice (400).
+    InvalidSubprotocol,
+    /// The request path is not the one the server serves (400).
+    PathNotFound,
+    /// The request head is larger than the configured maximum (431).
+    HeadTooLarge,
+    /// The request has more headers than the configured maximum (431).
+    TooManyHeaders,
+    /// The head is not valid HTTP (400 on the server).
+    Malformed(&'static str),
+    /// The peer closed the connection before the head was complete.
+    UnexpectedEof,
+    /// The server's response status is not 101 (client side); see [`Error::http_response`].
+    UnexpectedStatus(u16),
+    /// `Sec-WebSocket-Accept` does not match the key the client sent.
+    InvalidAccept,
+    /// The server chose a subprotocol the client did not offer, or none when one was required.
+    UnexpectedSubprotocol,
+    /// The server answered with an extension the client did not offer.
+    UnexpectedExtension,
+    /// The application rejected the request (the status it chose).
+    Rejected(u16),
+    /// Too many redirects.
+    TooManyRedirects,
+}
+
+impl HandshakeError {
+    /// The HTTP status a server answers with for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            HandshakeError::MethodNotAllowed => 405,
+            HandshakeError::UnsupportedVersion => 426,
+            HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
+            HandshakeError::Rejected(status) => *status,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::MethodNotAllowed => f.write_str("method is not GET"),
+            HandshakeError::UnsupportedHttpVersion => f.write_str("HTTP version below 1.1"),
+            HandshakeError::MissingHost => f.write_str("missing Host header"),
+            HandshakeError::MissingUpgrade => f.write_str("missing or invalid Upgrade header"),
+            HandshakeError::MissingConnectionUpgrade => {
+                f.write_str("missing or invalid Connection header")
+            }
+            HandshakeError::InvalidKey => f.write_str("missing or invalid Sec-WebSocket-Key"),
+            HandshakeError::UnsupportedVersion => {
+                f.write_str("missing or unsupported Sec-WebSocket-Version")
+            }
+            HandshakeError::InvalidSubprotocol => f.write_str("invalid Sec-WebSocket-Protocol"),
+            HandshakeError::PathNotFound => f.write_str("path not served"),
+            HandshakeError::HeadTooLarge => f.write_str("HTTP head too large"),
+            HandshakeError::TooManyHeaders => f.write_str("too many HTTP headers"),
+            HandshakeError::Malformed(what) => write!(f, "malformed HTTP head: {what}"),
+            HandshakeError::UnexpectedEof => f.write_str("connection closed during handshake"),
+            HandshakeError::UnexpectedStatus(status) => {
+                write!(f, "unexpected server response: {status}")
+            }
+            HandshakeError::InvalidAccept => f.write_str("invalid Sec-WebSocket-Accept"),
+            HandshakeError::UnexpectedSubprotocol => {
+                f.write_str("server sent an invalid subprotocol")
+            }
+            HandshakeError::UnexpectedExtension => {
+                f.write_str("server sent an extension that was not offered")
+            }
+            HandshakeError::Rejected(status) => write!(f, "rejected with status {status}"),
+            HandshakeError::TooManyRedirects => f.write_str("too many redirects"),
+        }
+    }
+}
+
+/// The error type of this crate: opaque and pointer-sized; inspect it with [`Error::kind`] and
+/// the accessors.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    protocol: Option<ProtocolError>,
+    handshake: Option<HandshakeError>,
+    response: Option<http::Response<Bytes>>,
+    message: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                protocol: None,
+                handshake: None,
+                response: None,
+                message: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Error {
+        self.inner.message = Some(message.into());
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn handshake(error: HandshakeError) -> Error {
+        let mut e = Error::new(ErrorKind::Handshake);
+        e.inner.handshake = Some(error);
+        e
+    }
+
+    pub(crate) fn http_status(response: http::Response<Bytes>) -> Error {
+        let mut e = Error::handshake(HandshakeError::UnexpectedStatus(response.status().as_u16()));
+        e.inner.response = Some(response);
+        e
+    }
+
+    pub(crate) fn closed() -> Error {
+        Error::new(ErrorKind::Closed)
+    }
+
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput).with_message(message)
+    }
+
+    pub(crate) fn timeout(what: &'static str) -> Error {
+        Error::new(ErrorKind::Timeout).with_message(what)
+    }
+
+    /// The broad class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The protocol violation, for [`ErrorKind::Protocol`].
+    pub fn protocol_error(&self) -> Option<ProtocolError> {
+        self.inner.protocol
+    }
+
+    /// The handshake failure, for [`ErrorKind::Handshake`].
+    pub fn handshake_error(&self) -> Option<&HandshakeError> {
+        self.inner.handshake.as_ref()
+    }
+
+    /// The close code sent to the peer because of this error, if any.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.inner.protocol.map(ProtocolError::close_code)
+    }
+
+    /// The server's whole response (status, headers, body) when a client handshake got
+    /// something other than `101 Switching Protocols`.
+    pub fn http_response(&self) -> Option<&http::Response<Bytes>> {
+        self.inner.response.as_ref()
+    }
+
+    /// Whether this is a protocol violation by the peer.
+    pub fn is_protocol(&self) -> bool {
+        self.inner.kind == ErrorKind::Protocol
+    }
+
+    /// Whether a time limit ran out.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::Closed | ErrorKind::AbnormalClosure
+        )
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Error {
+        let mut e = Error::new(ErrorKind::Protocol);
+        e.inner.protocol = Some(error);
+        e
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(error: HandshakeError) -> Error {
+        Error::handshake(error)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Error {
+        Error::new(ErrorKind::Io).with_source(error)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        if let Some(p) = &self.inner.protocol {
+            d.field("protocol", p);
+        }
+        if let Some(h) = &self.inner.handshake {
+            d.field("handshake", h);
+        }
+        if let Some(m) = &self.inner.message {
+            d.field("message", m);
+        }
+        if let Some(s) = &self.inner.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.inner.kind {
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Handshake => "handshake failed",
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::AbnormalClosure => "connection closed without a close frame",
+            ErrorKind::Closed => "connection closed",
+            ErrorKind::InvalidInput => "invalid input",
+        };
+        f.write_str(kind)?;
+        if let Some(p) = &self.inner.protocol {
+            write!(f, ": {p} (close code {})", p.close_code().as_u16())?;
+        }
+        if let Some(h) = &self.inner.handshake {
+            write!(f, ": {h}")?;
+        }
+        if let Some(m) = &self.inner.message {
+            write!(f, ": {m}")?;
+        }
+        if let Some(s) = &self.inner.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.inner.source {
+            Some(s) => Some(&**s as &(dyn std::error::Error + 'static)),
+            None => None,
+        }
+    }
+}

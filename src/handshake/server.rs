@@ -1,0 +1,203 @@
+//! Server side of the opening handshake: validating an upgrade request (RFC 6455 §4.2.1) and
+//! writing the response.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode, Version};
+
+use super::{accept_key, header_has_token, is_valid_key, parse_subprotocols, SUPPORTED_VERSIONS};
+use crate::error::HandshakeError;
+use crate::handshake::head::write_headers;
+
+/// What a valid upgrade request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// `Sec-WebSocket-Key`.
+    pub key: String,
+    /// The protocol version: 13, or 8 for HyBi drafts 07-12.
+    pub version: u8,
+    /// The subprotocols offered, in the client's order of preference.
+    pub protocols: Vec<String>,
+    /// The origin: `Origin` for version 13, `Sec-WebSocket-Origin` for version 8.
+    pub origin: Option<String>,
+}
+
+/// Validates an upgrade request. The checks, in order: GET (405), HTTP/1.1 or later, `Host`,
+/// `Upgrade: websocket`, `Connection: upgrade`, a 16-byte base64 key (all 400), version 13 or 8
+/// (426), well-formed subprotocols (400).
+///
+/// # Errors
+/// The first check that fails; [`HandshakeError::status`] gives the HTTP status to answer.
+pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeError> {
+    if req.method() != Method::GET {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if req.version() < Version::HTTP_11 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    let headers = req.headers();
+    if headers.get(header::HOST).is_none() {
+        return Err(HandshakeError::MissingHost);
+    }
+    if !header_has_token(headers, header::UPGRADE, "websocket") {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !header_has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) if is_valid_key(key.as_bytes()) => key,
+        _ => return Err(HandshakeError::InvalidKey),
+    };
+    let version = match headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+    {
+        Some(b"13") => 13,
+        Some(b"8") => 8,
+        _ => return Err(HandshakeError::UnsupportedVersion),
+    };
+    let protocols = parse_subprotocols(headers).map_err(|()| HandshakeError::InvalidSubprotocol)?;
+    let origin_header = if version == 8 {
+        "sec-websocket-origin"
+    } else {
+        "origin"
+    };
+    let origin = headers
+        .get(origin_header)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(UpgradeRequest {
+        // A valid key is base64, hence ASCII.
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        version,
+        protocols,
+        origin,
+    })
+}
+
+/// The headers of a `101 Switching Protocols` answer to `key`, plus the chosen subprotocol and
+/// any extra headers of the application.
+pub fn accept_headers(key: &str, protocol: Option<&str>, extra: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(value) = protocol.and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    for (name, value) in extra {
+        headers.append(name.clone(), value.clone());
+    }
+    headers
+}
+
+/// The bytes of a `101 Switching Protocols` response.
+pub fn accept_response(key: &str, protocol: Option<&str>, extra: &HeaderMap) -> Vec<u8> {
+    let mut out = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+    write_headers(&mut out, &accept_headers(key, protocol, extra));
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The bytes of an error response that ends the connection: the status, `Connection: close`,
+/// the application's headers and a body (by default the status's reason phrase, as the seed
+/// library does). A 426 names the versions we speak.
+pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let reason = status.canonical_reason().unwrap_or("");
+    let body = if body.is_empty() {
+        reason.as_bytes()
+    } else {
+        body
+    };
+    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).into_bytes();
+    let mut all = HeaderMap::new();
+    all.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    all.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if status == StatusCode::UPGRADE_REQUIRED {
+        all.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static(SUPPORTED_VERSIONS),
+        );
+    }
+    for (name, value) in headers {
+        all.insert(name.clone(), value.clone());
+    }
+    all.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    write_headers(&mut out, &all);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// The error response for a failed validation.
+pub fn error_response(error: &HandshakeError) -> Vec<u8> {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    reject_response(status, &HeaderMap::new(), b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HandshakeLimits;
+    use crate::handshake::head::parse_request;
+
+    const GOOD: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn check(head: &str) -> Result<UpgradeRequest, HandshakeError> {
+        validate_request(&parse_request(head.as_bytes(), &HandshakeLimits::default()).unwrap())
+    }
+
+    #[test]
+    fn rfc_example_request() {
+        let up = check(GOOD).unwrap();
+        assert_eq!(up.key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(up.version, 13);
+        assert_eq!(up.protocols, ["chat", "superchat"]);
+        assert_eq!(up.origin.as_deref(), Some("http://example.com"));
+        let response =
+            String::from_utf8(accept_response(&up.key, Some("chat"), &HeaderMap::new())).unwrap();
+        assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(response.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(response.contains("sec-websocket-protocol: chat\r\n"));
+    }
+
+    #[test]
+    fn each_check_and_its_status() {
+        let cases: [(&str, &str, u16); 9] = [
+            ("GET /chat", "POST /chat", 405),
+            ("HTTP/1.1\r\nHost", "HTTP/1.0\r\nHost", 400),
+            ("Host: server.example.com\r\n", "", 400),
+            ("Upgrade: websocket", "Upgrade: h2c", 400),
+            ("keep-alive, Upgrade", "keep-alive", 400),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25j", 400),
+            ("Version: 13", "Version: 12", 426),
+            ("chat, superchat", "chat, chat", 400),
+            ("chat, superchat", "chat, sup erchat", 400),
+        ];
+        for (from, to, status) in cases {
+            let err = check(&GOOD.replace(from, to)).unwrap_err();
+            assert_eq!(err.status(), status, "{from} -> {to}: {err:?}");
+        }
+        let v8 = GOOD
+            .replace("Version: 13", "Version: 8")
+            .replace("Origin:", "Sec-WebSocket-Origin:");
+        let up = check(&v8).unwrap();
+        assert_eq!(
+            (up.version, up.origin.as_deref()),
+            (8, Some("http://example.com"))
+        );
+    }
+
+    #[test]
+    fn upgrade_required_names_versions() {
+        let text = String::from_utf8(error_response(&HandshakeError::UnsupportedVersion)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("sec-websocket-version: 13, 8\r\n"));
+    }
+}

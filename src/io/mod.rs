@@ -1,0 +1,541 @@
+//! The tokio layer: [`WebSocket`] over any `AsyncRead + AsyncWrite + Unpin` stream.
+//!
+//! It moves bytes between the stream and the sans-I/O [`Connection`] and runs the close timer;
+//! every protocol decision is the core's.
+//!
+//! # Writes
+//! Small frames are coalesced in one buffer and large payloads written with vectored writes,
+//! without copying them. [`WebSocket::feed`] queues a message without writing; whatever is queued
+//! is written by the next [`send`](WebSocket::send) or [`flush`](WebSocket::flush), and by
+//! [`recv`](WebSocket::recv) before it waits for the network. An echo loop built from `recv`
+//! and `feed` therefore makes one write per batch of messages read, not one per message.
+//!
+//! # Backpressure
+//! `send` and `feed` wait while more than [`Config::max_write_buffer`] bytes are buffered, and
+//! `recv` stops reading from a peer that doesn't read the replies it causes (pongs, echoes) while
+//! the buffer is over that mark, so memory stays bounded.
+
+mod split;
+
+pub use split::{WsReader, WsWriter};
+
+use std::future::{poll_fn, Future as _};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Waker};
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+use crate::proto::close::CloseFrame;
+use crate::proto::connection::{Connection, DataKind, Role, State};
+
+/// Smallest read: big enough that small frames rarely straddle reads.
+const READ_CHUNK: usize = 8 << 10;
+/// Largest single reservation before the buffer holds data to justify more (doubling).
+const READ_MAX_STEP: usize = 64 << 10;
+
+/// Messages injected into a connection from outside its task (server broadcasts, shutdown).
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    inner: Mutex<OutboxInner>,
+}
+
+#[derive(Debug, Default)]
+struct OutboxInner {
+    queue: std::collections::VecDeque<Message>,
+    bytes: usize,
+    waker: Option<Waker>,
+}
+
+/// What happened to a message offered to a connection's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued; the connection's task writes it.
+    Queued,
+    /// Dropped: the connection already had its limit of undelivered bytes.
+    Dropped,
+}
+
+impl Outbox {
+    pub(crate) fn push(&self, message: Message, limit: usize) -> Delivery {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let len = message.len();
+        // Close frames always go through: shutdown must reach slow clients too.
+        if inner.bytes > 0 && inner.bytes + len > limit && !matches!(message, Message::Close(_)) {
+            return Delivery::Dropped;
+        }
+        inner.bytes += len;
+        inner.queue.push_back(message);
+        if let Some(waker) = inner.waker.take() {
+            waker.wake();
+        }
+        Delivery::Queued
+    }
+}
+
+/// A WebSocket connection over a stream `S`, after the opening handshake.
+///
+/// One task may read and write through `&mut`; to read and write from two tasks, use
+/// [`split`](WebSocket::split).
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    protocol: Option<String>,
+    peer_close: Option<CloseFrame>,
+    pending_error: Option<Error>,
+    read_eof: bool,
+    finished: bool,
+    close_timer: Option<Pin<Box<Sleep>>>,
+    write_waiters: Vec<Waker>,
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("conn", &self.conn)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream on which the handshake is already done.
+    pub fn from_raw(stream: S, role: Role, config: Config) -> WebSocket<S> {
+        WebSocket::from_parts(stream, Connection::new(role, config), BytesMut::new(), None)
+    }
+
+    /// Wraps a stream and a protocol core; `leftover` holds bytes read past the handshake.
+    pub fn from_parts(
+        stream: S,
+        mut conn: Connection,
+        leftover: BytesMut,
+        protocol: Option<String>,
+    ) -> WebSocket<S> {
+        if !leftover.is_empty() {
+            *conn.read_buffer() = leftover;
+        }
+        WebSocket {
+            stream,
+            conn,
+            protocol,
+            peer_close: None,
+            pending_error: None,
+            read_eof: false,
+            finished: false,
+            close_timer: None,
+            write_waiters: Vec::new(),
+            outbox: None,
+        }
+    }
+
+    pub(crate) fn set_outbox(&mut self, outbox: Arc<Outbox>) {
+        self.outbox = Some(outbox);
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The extensions agreed in the handshake, as a `Sec-WebSocket-Extensions` value (empty
+    /// when none were).
+    pub fn extensions(&self) -> &str {
+        ""
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The peer's close frame, once it has arrived (`None` too if it carried no code).
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.peer_close.as_ref()
+    }
+
+    /// Bytes queued but not yet written (the seed's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// The connection's options.
+    pub fn config(&self) -> &Config {
+        self.conn.config()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably. Reading or writing it directly corrupts the connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Receives the next message. `Ok(None)` means the connection closed cleanly (the close
+    /// handshake completed); [`close_frame`](WebSocket::close_frame) then tells the peer's code.
+    ///
+    /// Pings are answered and close frames echoed while receiving. Queued output is written
+    /// before waiting for the network.
+    ///
+    /// # Errors
+    /// A protocol violation (after the close frame with its code was sent), an I/O error, or
+    /// [`ErrorKind::AbnormalClosure`] when the stream ended without a close frame.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a message is never lost if the future is dropped.
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        poll_fn(|cx| self.poll_recv(cx)).await.transpose()
+    }
+
+    /// Sends a message and writes everything queued.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] after a close frame was sent, [`ErrorKind::InvalidInput`] for an
+    /// invalid control message, or an I/O error.
+    ///
+    /// # Cancel safety
+    /// If dropped after the message was queued, it is still written by later calls.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it (unless the buffer is over its high-water mark).
+    /// See the module docs for when queued messages are written.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send).
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.queue(&message)
+    }
+
+    /// Sends one frame of a fragmented message; `fin` ends the message.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send), and when a message of the other kind is in progress.
+    pub async fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        payload: impl Into<bytes::Bytes>,
+        fin: bool,
+    ) -> Result<()> {
+        let payload = payload.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn
+            .send_data(kind, &payload, fin)
+            .map_err(send_error)?;
+        self.flush().await
+    }
+
+    /// Sends a ping.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send); the payload may have at most 125 bytes.
+    pub async fn ping(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
+        self.send(Message::Ping(payload.into())).await
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat).
+    ///
+    /// # Errors
+    /// As [`ping`](WebSocket::ping).
+    pub async fn pong(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
+        self.send(Message::Pong(payload.into())).await
+    }
+
+    /// Writes everything queued.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_flush_all(cx)).await
+    }
+
+    /// Starts the close handshake with `code` and `reason` and waits (up to
+    /// [`Config::close_timeout`]) for it to complete. Data messages that arrive meanwhile are
+    /// discarded. If the peer already closed, this just completes the handshake.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a code that may not be sent or a reason over 123 bytes;
+    /// [`ErrorKind::Timeout`] if the peer didn't answer in time (the stream is then shut down);
+    /// I/O and protocol errors met while waiting.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        if !self.conn.close_sent() {
+            self.conn
+                .send_close(frame.as_ref())
+                .map_err(Error::invalid_input)?;
+        }
+        let timeout = self.conn.config().close_timeout;
+        let finish = async {
+            self.flush().await?;
+            while self.recv().await?.is_some() {}
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, finish).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.terminate().await;
+                Err(Error::timeout("close handshake"))
+            }
+        }
+    }
+
+    /// Drops the connection at once, without a close handshake (the seed's `terminate`).
+    pub async fn terminate(&mut self) {
+        self.finished = true;
+        let _ = poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx)).await;
+    }
+
+    /// Splits the connection into a reader and a writer that can be used from two tasks.
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        split::split(self)
+    }
+
+    fn queue(&mut self, message: &Message) -> Result<()> {
+        self.conn.send(message).map_err(send_error)
+    }
+
+    fn drain_outbox(&mut self, cx: &mut Context<'_>) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        let mut inner = outbox.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.waker = Some(cx.waker().clone());
+        inner.bytes = 0;
+        let messages = std::mem::take(&mut inner.queue);
+        drop(inner);
+        for message in messages {
+            // A message that can no longer be sent (the connection is closing) is dropped.
+            let _ = self.conn.send(&message);
+        }
+    }
+
+    /// Writes queued output until it is all written or the stream would block.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = self.conn.output_slices(&mut slices);
+            if n == 0 {
+                return Pin::new(&mut self.stream)
+                    .poll_flush(cx)
+                    .map_err(Error::from);
+            }
+            let poll = if n == 1 {
+                Pin::new(&mut self.stream).poll_write(cx, &slices[0])
+            } else {
+                Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n])
+            };
+            match poll {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(
+                        std::io::Error::from(std::io::ErrorKind::WriteZero).into()
+                    ))
+                }
+                Poll::Ready(Ok(written)) => {
+                    self.conn.consume_output(written);
+                    for waker in self.write_waiters.drain(..) {
+                        waker.wake();
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => {
+                    if !self.write_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        self.write_waiters.push(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.conn.close_sent() {
+            return Poll::Ready(Err(Error::closed()));
+        }
+        while self.conn.buffered_amount() >= self.conn.config().max_write_buffer {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_write_out(cx)
+    }
+
+    /// The receive loop; see [`recv`](WebSocket::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        self.drain_outbox(cx);
+        let deliver_control = self.conn.config().receive_control_frames;
+        loop {
+            match self.conn.next_message() {
+                Ok(Some(message)) => match message {
+                    Message::Text(_) | Message::Binary(_) => return Poll::Ready(Some(Ok(message))),
+                    Message::Close(ref frame) => {
+                        self.peer_close = frame.clone();
+                        if deliver_control {
+                            return Poll::Ready(Some(Ok(message)));
+                        }
+                    }
+                    Message::Ping(_) | Message::Pong(_) => {
+                        if deliver_control {
+                            return Poll::Ready(Some(Ok(message)));
+                        }
+                    }
+                },
+                Ok(None) => {}
+                Err(error) => self.pending_error = Some(error.into()),
+            }
+            if self.conn.is_read_closed() {
+                return self.poll_finish(cx);
+            }
+            if self.conn.has_output() {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Pending => {
+                        if self.conn.buffered_amount() >= self.conn.config().max_write_buffer {
+                            // The peer isn't reading what we owe it: stop reading too.
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+            match ready!(self.poll_read_more(cx)) {
+                Ok(0) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(Error::new(ErrorKind::AbnormalClosure))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize>> {
+        let wanted = self.conn.bytes_wanted();
+        let buf = self.conn.read_buffer();
+        let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(READ_CHUNK);
+        buf.reserve(step);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n == 0 {
+                    self.read_eof = true;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Pending => {
+                if buf.is_empty() {
+                    // Idle connections hold no read buffer.
+                    *buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// After the peer's close frame (or a protocol error): write what is owed (the close
+    /// frame), then end the transport. RFC 6455 §7.1.1: the server closes TCP first; the client
+    /// waits for that, up to the close timeout.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        let timeout = self.conn.config().close_timeout;
+        let timer = self
+            .close_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let expired = timer.as_mut().poll(cx).is_ready();
+        if !expired {
+            if self.conn.has_output() {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => self.read_eof = true,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let wait_for_server =
+                self.conn.role() == Role::Client && self.pending_error.is_none() && !self.read_eof;
+            if wait_for_server {
+                loop {
+                    let buf = self.conn.read_buffer();
+                    buf.clear();
+                    buf.reserve(256);
+                    match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
+                        Poll::Ready(Ok(_)) => continue,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            }
+            let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+        }
+        self.finished = true;
+        self.close_timer = None;
+        *self.conn.read_buffer() = BytesMut::new();
+        match self.pending_error.take() {
+            Some(error) => Poll::Ready(Some(Err(error))),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+fn send_error(reason: &'static str) -> Error {
+    if reason.contains("already sent") {
+        Error::closed()
+    } else {
+        Error::invalid_input(reason)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_ready_send(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.get_mut().queue(&item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_flush_all(cx)
+    }
+
+    /// Sends a normal close frame (if none was sent) and writes it; the close handshake
+    /// completes on the reading side.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if !this.conn.close_sent() {
+            let _ = this.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
+        }
+        this.poll_flush_all(cx)
+    }
+}

@@ -1,0 +1,72 @@
+//! # enim-labore-occaecati
+//!
+//! A WebSocket (RFC 6455) client and server for tokio, built on a sans-I/O protocol core.
+//!
+//! - [`proto`]: the protocol core — frames, masking, incremental UTF-8 validation, close codes,
+//!   message assembly with limits, and the [`Connection`](proto::connection::Connection) state
+//!   machine. No I/O, testable with byte vectors.
+//! - [`handshake`]: the HTTP opening handshake, shared by the server, the client and
+//!   integrations.
+//! - [`WebSocket`]: the tokio layer over any `AsyncRead + AsyncWrite + Unpin`.
+//! - [`server`]: binds a port, authenticates, tracks clients, broadcasts, shuts down.
+//! - [`client`]: connects to `ws://` URLs with subprotocols, headers, redirects and timeouts.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use enim_labore_occaecati::{connect, server::Server};
+//!
+//! # async fn run() -> enim_labore_occaecati::Result<()> {
+//! // An echo server on a free port.
+//! let server = Server::bind("127.0.0.1:0").await?;
+//! let url = format!("ws://{}", server.local_addr()?);
+//! tokio::spawn(server.serve(|mut ws, _client| async move {
+//!     while let Ok(Some(message)) = ws.recv().await {
+//!         if ws.feed(message).await.is_err() {
+//!             break;
+//!         }
+//!     }
+//! }));
+//!
+//! // A client.
+//! let (mut ws, _) = connect(&url).await?;
+//! ws.send("hello").await?;
+//! assert_eq!(ws.recv().await?.unwrap().as_text(), Some("hello"));
+//! ws.close(None).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Limits
+//! Every limit has a safe default and an option: [`Config`] (message, frame and fragment
+//! limits, write buffer, close timeout) and [`HandshakeLimits`] (head size, header count,
+//! handshake timeout). A length a peer declares is checked before anything is buffered.
+//!
+//! ## Errors
+//! One [`Error`] type. A protocol violation by the peer is reported after the close frame with
+//! its code (1002, 1007, 1008, 1009) was sent; a clean close is not an error: `recv` answers
+//! `Ok(None)`.
+//!
+//! ## Concurrency and cancel safety
+//! A [`WebSocket`] is used by one task at a time through `&mut`; [`WebSocket::split`] gives a
+//! reader and a writer for two tasks. `recv` is cancel-safe; a `send` dropped after its message
+//! was queued still delivers it.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod handshake;
+pub mod io;
+pub mod message;
+pub mod proto;
+pub mod server;
+
+pub use client::{connect, ClientBuilder};
+pub use config::{Config, HandshakeLimits};
+pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, Result};
+pub use io::WebSocket;
+pub use message::{Message, Utf8Bytes};
+pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::connection::{DataKind, Role, State};

@@ -1,0 +1,224 @@
+//! Messages as the application sends and receives them.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::proto::close::CloseFrame;
+
+/// Immutable, cheaply clonable UTF-8 text backed by [`Bytes`]: cloning a received text message
+/// to broadcast it copies no payload.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Utf8Bytes(Bytes);
+
+/// The bytes given to [`Utf8Bytes::try_from`] are not UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;
+
+impl fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid UTF-8")
+    }
+}
+
+impl std::error::Error for NotUtf8 {}
+
+impl Utf8Bytes {
+    /// Text from a static string.
+    pub const fn from_static(s: &'static str) -> Utf8Bytes {
+        Utf8Bytes(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The text. Validation happened on construction; this checks again with SIMD-accelerated
+    /// validation rather than using `unsafe` (the crate forbids it).
+    pub fn as_str(&self) -> &str {
+        match simdutf8::basic::from_utf8(&self.0) {
+            Ok(s) => s,
+            // Every constructor validates, so this arm is never taken.
+            Err(_) => "",
+        }
+    }
+
+    /// The UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The underlying bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// The underlying bytes, shared.
+    pub(crate) fn bytes_ref(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Wraps bytes the protocol core has already validated.
+    pub(crate) fn from_validated(bytes: Bytes) -> Utf8Bytes {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Utf8Bytes(bytes)
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = NotUtf8;
+    fn try_from(bytes: Bytes) -> Result<Utf8Bytes, NotUtf8> {
+        simdutf8::basic::from_utf8(&bytes).map_err(|_| NotUtf8)?;
+        Ok(Utf8Bytes(bytes))
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(s: String) -> Utf8Bytes {
+        Utf8Bytes(Bytes::from(s))
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Utf8Bytes {
+        Utf8Bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<&String> for Utf8Bytes {
+    fn from(s: &String) -> Utf8Bytes {
+        Utf8Bytes::from(s.as_str())
+    }
+}
+
+impl std::ops::Deref for Utf8Bytes {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for Utf8Bytes {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Utf8Bytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A WebSocket message.
+///
+/// Data messages are what [`WebSocket::recv`](crate::WebSocket::recv) yields; control messages
+/// (ping, pong, close) are yielded too when
+/// [`Config::receive_control_frames`](crate::Config::receive_control_frames) is set, and can
+/// always be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+    /// A ping with its payload (at most 125 bytes).
+    Ping(Bytes),
+    /// A pong with its payload (at most 125 bytes).
+    Pong(Bytes),
+    /// A close frame, with its code and reason if it had one.
+    Close(Option<CloseFrame>),
+}
+
+impl Message {
+    /// A text message.
+    pub fn text(text: impl Into<Utf8Bytes>) -> Message {
+        Message::Text(text.into())
+    }
+
+    /// A binary message.
+    pub fn binary(data: impl Into<Bytes>) -> Message {
+        Message::Binary(data.into())
+    }
+
+    /// Whether this is a text or binary message.
+    pub fn is_data(&self) -> bool {
+        matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    /// The payload bytes (for a close message, the reason).
+    pub fn as_payload(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
+            Message::Close(Some(frame)) => frame.reason.as_bytes(),
+            Message::Close(None) => &[],
+        }
+    }
+
+    /// The text, for a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_payload().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_payload().is_empty()
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Message {
+        Message::text(s)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Message {
+        Message::text(s)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(v: Vec<u8>) -> Message {
+        Message::binary(v)
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Message {
+        Message::Binary(b)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Message {
+        Message::binary(Bytes::copy_from_slice(b))
+    }
+}

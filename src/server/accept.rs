@@ -1,0 +1,275 @@
+//! The server side of one connection's handshake: read the head (bounded, timed), validate it,
+//! run the application's hook, answer.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{ClientId, ServerBuilder};
+use crate::error::{Error, HandshakeError, Result};
+use crate::handshake::head::{parse_request, HeadReader};
+use crate::handshake::server::{
+    accept_response, error_response, reject_response, validate_request, UpgradeRequest,
+};
+use crate::io::WebSocket;
+use crate::proto::connection::{Connection, Role};
+
+/// What the server knows about a client: its upgrade request and address. Handed to the
+/// verification hook and to the connection handler.
+#[derive(Debug)]
+pub struct ClientInfo {
+    request: http::Request<()>,
+    upgrade: UpgradeRequest,
+    remote_addr: Option<SocketAddr>,
+    protocol: Option<String>,
+    pub(super) id: Option<ClientId>,
+}
+
+impl ClientInfo {
+    /// The upgrade request (method, URI, headers, and extensions set by the hook).
+    pub fn request(&self) -> &http::Request<()> {
+        &self.request
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.request.headers()
+    }
+
+    /// The request path, without the query.
+    pub fn path(&self) -> &str {
+        self.request.uri().path()
+    }
+
+    /// The query string, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.request.uri().query()
+    }
+
+    /// The peer's address (`None` for streams without one, such as in-memory pipes).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The first address of `X-Forwarded-For`, as set by a reverse proxy in front of us. Only
+    /// trust it when such a proxy is there.
+    pub fn forwarded_for(&self) -> Option<&str> {
+        self.headers()
+            .get("x-forwarded-for")?
+            .to_str()
+            .ok()?
+            .split(',')
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The origin the client declared.
+    pub fn origin(&self) -> Option<&str> {
+        self.upgrade.origin.as_deref()
+    }
+
+    /// The protocol version (13 or 8).
+    pub fn version(&self) -> u8 {
+        self.upgrade.version
+    }
+
+    /// The subprotocols the client offered.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.upgrade.protocols
+    }
+
+    /// The subprotocol chosen (after the handshake).
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// This client's id in the server's registry (when clients are tracked).
+    pub fn id(&self) -> Option<ClientId> {
+        self.id
+    }
+
+    /// Data the verification hook attached with [`Verdict::with_data`].
+    pub fn data<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
+        self.request.extensions().get::<T>()
+    }
+}
+
+/// The verification hook's answer.
+#[derive(Debug)]
+pub struct Verdict {
+    accept: bool,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    extensions: http::Extensions,
+}
+
+impl Verdict {
+    /// Accept the upgrade.
+    pub fn accept() -> Verdict {
+        Verdict {
+            accept: true,
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// Refuse with `status` (any 4xx or 5xx; anything else becomes 400). The default body is
+    /// the status's reason phrase.
+    pub fn reject(status: u16) -> Verdict {
+        let status = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        Verdict {
+            accept: false,
+            status,
+            ..Verdict::accept()
+        }
+    }
+
+    /// Adds a response header (to the `101` or to the rejection). Invalid ones are ignored.
+    pub fn with_header(mut self, name: &str, value: &str) -> Verdict {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.append(name, value);
+        }
+        self
+    }
+
+    /// The rejection's body.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Verdict {
+        self.body = body.into();
+        self
+    }
+
+    /// Attaches data (say, the authenticated user) that the connection handler reads with
+    /// [`ClientInfo::data`].
+    pub fn with_data<T: Send + Sync + Clone + 'static>(mut self, data: T) -> Verdict {
+        self.extensions.insert(data);
+        self
+    }
+}
+
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    options: &ServerBuilder,
+) -> std::result::Result<(bytes::BytesMut, bytes::BytesMut), HandshakeError> {
+    let mut reader = HeadReader::new();
+    loop {
+        if let Some(end) = reader.find_end(&options.limits)? {
+            return Ok(reader.take(end));
+        }
+        let buf = reader.buffer();
+        buf.reserve(4096.min(options.limits.max_head_size));
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(HandshakeError::UnexpectedEof),
+            Ok(_) => {}
+        }
+    }
+}
+
+pub(super) async fn accept<S>(
+    options: &ServerBuilder,
+    mut stream: S,
+    remote_addr: Option<SocketAddr>,
+) -> Result<(WebSocket<S>, ClientInfo)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = options.limits.timeout;
+    let result = tokio::time::timeout(timeout, handshake(options, &mut stream, remote_addr)).await;
+    match result {
+        Ok(Ok((info, leftover))) => {
+            let conn = Connection::new(Role::Server, options.config.clone());
+            let protocol = info.protocol.clone();
+            Ok((
+                WebSocket::from_parts(stream, conn, leftover, protocol),
+                info,
+            ))
+        }
+        Ok(Err(error)) => {
+            let _ = stream.shutdown().await;
+            Err(error)
+        }
+        Err(_) => {
+            let _ = stream.shutdown().await;
+            Err(Error::timeout("opening handshake"))
+        }
+    }
+}
+
+async fn handshake<S>(
+    options: &ServerBuilder,
+    stream: &mut S,
+    remote_addr: Option<SocketAddr>,
+) -> Result<(ClientInfo, bytes::BytesMut)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let checked = async {
+        let (head, leftover) = read_head(stream, options).await?;
+        let request = parse_request(&head, &options.limits)?;
+        if let Some(path) = &options.path {
+            if request.uri().path() != path {
+                return Err(HandshakeError::PathNotFound);
+            }
+        }
+        let upgrade = validate_request(&request)?;
+        Ok((request, upgrade, leftover))
+    };
+    let (request, upgrade, leftover) = match checked.await {
+        Ok(parts) => parts,
+        Err(error) => {
+            if error != HandshakeError::UnexpectedEof {
+                let _ = stream.write_all(&error_response(&error)).await;
+            }
+            return Err(error.into());
+        }
+    };
+    let mut info = ClientInfo {
+        request,
+        upgrade,
+        remote_addr,
+        protocol: None,
+        id: None,
+    };
+    let mut headers = options.headers.clone();
+    if let Some(verify) = &options.verify {
+        let verdict = verify(&info).await;
+        if !verdict.accept {
+            let response = reject_response(verdict.status, &verdict.headers, &verdict.body);
+            let _ = stream.write_all(&response).await;
+            return Err(HandshakeError::Rejected(verdict.status.as_u16()).into());
+        }
+        for (name, value) in &verdict.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        info.request.extensions_mut().extend(verdict.extensions);
+    }
+    info.protocol = choose_protocol(options, &info);
+    let response = accept_response(&info.upgrade.key, info.protocol.as_deref(), &headers);
+    stream.write_all(&response).await?;
+    Ok((info, leftover))
+}
+
+fn choose_protocol(options: &ServerBuilder, info: &ClientInfo) -> Option<String> {
+    let offered = &info.upgrade.protocols;
+    if offered.is_empty() {
+        return None;
+    }
+    if let Some(select) = &options.select_protocol {
+        return select(offered, info).filter(|p| offered.contains(p));
+    }
+    if let Some(supported) = &options.protocols {
+        return offered.iter().find(|p| supported.contains(p)).cloned();
+    }
+    offered.first().cloned()
+}

@@ -1,0 +1,407 @@
+//! The WebSocket server: binds a port, validates and authenticates upgrade requests, tracks
+//! clients, broadcasts and shuts down gracefully.
+//!
+//! ```no_run
+//! use enim_labore_occaecati::server::Server;
+//!
+//! # async fn run() -> enim_labore_occaecati::Result<()> {
+//! let server = Server::builder().bind("127.0.0.1:8080").await?;
+//! server
+//!     .serve(|mut ws, _client| async move {
+//!         while let Ok(Some(message)) = ws.recv().await {
+//!             if ws.feed(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })
+//!     .await
+//! # }
+//! ```
+
+mod accept;
+mod registry;
+
+pub use accept::{ClientInfo, Verdict};
+pub use registry::{BroadcastReport, ClientId};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::config::{Config, HandshakeLimits};
+use crate::error::{Error, Result};
+use crate::io::WebSocket;
+use crate::message::Message;
+use registry::Registry;
+
+type VerifyFn = dyn Fn(&ClientInfo) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync;
+type SelectFn = dyn Fn(&[String], &ClientInfo) -> Option<String> + Send + Sync;
+
+/// Server options; built with [`Server::builder`].
+#[derive(Clone)]
+pub struct ServerBuilder {
+    config: Config,
+    limits: HandshakeLimits,
+    path: Option<String>,
+    verify: Option<Arc<VerifyFn>>,
+    select_protocol: Option<Arc<SelectFn>>,
+    protocols: Option<Vec<String>>,
+    headers: HeaderMap,
+    track_clients: bool,
+    backlog: u32,
+    max_outbox: usize,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("limits", &self.limits)
+            .field("path", &self.path)
+            .field("protocols", &self.protocols)
+            .field("track_clients", &self.track_clients)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            config: Config::default(),
+            limits: HandshakeLimits::default(),
+            path: None,
+            verify: None,
+            select_protocol: None,
+            protocols: None,
+            headers: HeaderMap::new(),
+            track_clients: true,
+            backlog: 1024,
+            max_outbox: 1 << 20,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Connection options (limits, auto-pong, write buffer) for every accepted client.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Handshake limits (head size, header count, timeout).
+    pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serve only this path (query strings are ignored); other paths get 400, as in the seed.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// An authentication hook run before the upgrade (the seed's `verifyClient`). It sees the
+    /// request (headers, path, remote address, origin) and answers [`Verdict::accept`] or
+    /// [`Verdict::reject`] with any status, headers and body.
+    pub fn verify<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ClientInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Verdict> + Send + 'static,
+    {
+        self.verify = Some(Arc::new(move |info| Box::pin(hook(info))));
+        self
+    }
+
+    /// The subprotocols this server speaks; the first one the client offers is chosen.
+    pub fn protocols<I, P>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.protocols = Some(protocols.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A hook choosing the subprotocol from the client's offers (the seed's
+    /// `handleProtocols`). An answer that is not among the offers is ignored. Without this or
+    /// [`protocols`](ServerBuilder::protocols), the client's first offer is chosen.
+    pub fn select_protocol<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&[String], &ClientInfo) -> Option<String> + Send + Sync + 'static,
+    {
+        self.select_protocol = Some(Arc::new(hook));
+        self
+    }
+
+    /// A header added to every `101` response.
+    ///
+    /// # Panics
+    /// Never; invalid names or values are ignored.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.append(name, value);
+        }
+        self
+    }
+
+    /// Track connected clients for broadcast and shutdown (default: on).
+    pub fn track_clients(mut self, on: bool) -> Self {
+        self.track_clients = on;
+        self
+    }
+
+    /// The listen backlog (default 1024).
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Bytes of broadcasts a client may have pending before further ones are dropped for it
+    /// (default 1 MiB).
+    pub fn max_broadcast_backlog(mut self, bytes: usize) -> Self {
+        self.max_outbox = bytes;
+        self
+    }
+
+    /// Binds a TCP listener (port 0 picks a free port; see [`Server::local_addr`]).
+    ///
+    /// # Errors
+    /// The address doesn't resolve or can't be bound.
+    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> Result<Server> {
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            match socket.bind(addr).and_then(|()| socket.listen(self.backlog)) {
+                Ok(listener) => return Ok(self.from_listener(listener)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .map(Error::from)
+            .unwrap_or_else(|| Error::invalid_input("address resolved to nothing")))
+    }
+
+    /// A server on a listener the caller bound.
+    pub fn from_listener(self, listener: TcpListener) -> Server {
+        Server {
+            listener,
+            shared: Arc::new(Shared {
+                options: self,
+                registry: Registry::default(),
+                shutdown: tokio::sync::Notify::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Performs the server side of the handshake on a stream already accepted (TCP, TLS, a Unix
+    /// socket or an in-memory pipe), applying every check, the hook and the limits.
+    ///
+    /// # Errors
+    /// The handshake failed or was rejected; the error response was written.
+    pub async fn accept<S>(
+        &self,
+        stream: S,
+        remote_addr: Option<SocketAddr>,
+    ) -> Result<(WebSocket<S>, ClientInfo)>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        accept::accept(self, stream, remote_addr).await
+    }
+}
+
+struct Shared {
+    options: ServerBuilder,
+    registry: Registry,
+    shutdown: tokio::sync::Notify,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// A bound WebSocket server.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a running server: client list, broadcast, shutdown. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("clients", &self.client_count())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Options for a new server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Binds with default options.
+    ///
+    /// # Errors
+    /// As [`ServerBuilder::bind`].
+    pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> Result<Server> {
+        ServerBuilder::default().bind(addr).await
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    /// An I/O error from the operating system.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// A handle for broadcasting and shutting down.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Accepts TCP connections until [`ServerHandle::shutdown`], upgrading each in its own task
+    /// (within the handshake timeout) and running `handler` on it. Clients are registered for
+    /// broadcast while their handler runs.
+    ///
+    /// # Errors
+    /// Never returns an error today: accept errors (such as running out of file descriptors)
+    /// are retried after a short pause.
+    pub async fn serve<F, Fut>(self, handler: F) -> Result<()>
+    where
+        F: Fn(WebSocket<TcpStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        loop {
+            if self
+                .shared
+                .stopping
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok(());
+            }
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = self.shared.shutdown.notified() => return Ok(()),
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            let handler = handler.clone();
+            let task = tokio::spawn(async move {
+                let _untrack = registry::UntrackTask(&shared.registry);
+                let Ok((mut ws, mut info)) = shared.options.accept(stream, Some(remote)).await
+                else {
+                    return;
+                };
+                if !shared.options.track_clients {
+                    handler(ws, info).await;
+                    return;
+                }
+                let (id, outbox) = shared.registry.register(remote);
+                info.id = Some(id);
+                ws.set_outbox(outbox);
+                let _guard = registry::Unregister {
+                    registry: &shared.registry,
+                    id,
+                };
+                if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = ws.close(Some(crate::CloseFrame::new(1001u16, ""))).await;
+                    return;
+                }
+                handler(ws, info).await;
+            });
+            self.shared.registry.track_task(task.abort_handle());
+        }
+    }
+}
+
+impl ServerHandle {
+    /// How many clients are connected (tracked clients whose handler is running).
+    pub fn client_count(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// The ids of connected clients.
+    pub fn clients(&self) -> Vec<ClientId> {
+        self.shared.registry.ids()
+    }
+
+    /// Queues `message` for every client. The payload is shared, not copied; each client's
+    /// task writes it. A client with more than the broadcast backlog pending gets none.
+    pub fn broadcast(&self, message: impl Into<Message>) -> BroadcastReport {
+        self.shared
+            .registry
+            .broadcast(&message.into(), None, self.shared.options.max_outbox)
+    }
+
+    /// Queues `message` for every client but `except` (typically the sender).
+    pub fn broadcast_except(
+        &self,
+        except: ClientId,
+        message: impl Into<Message>,
+    ) -> BroadcastReport {
+        self.shared.registry.broadcast(
+            &message.into(),
+            Some(except),
+            self.shared.options.max_outbox,
+        )
+    }
+
+    /// Stops accepting, sends every client a close frame with 1001 (going away), waits up to
+    /// `timeout` for their handlers to end, then drops the rest.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.shutdown.notify_waiters();
+        self.shared.registry.broadcast(
+            &Message::Close(Some(crate::CloseFrame::new(
+                1001u16,
+                "server shutting down",
+            ))),
+            None,
+            usize::MAX,
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.shared.registry.len() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.shared.registry.abort_all();
+    }
+}

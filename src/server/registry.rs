@@ -1,0 +1,137 @@
+//! The set of connected clients, for broadcast and shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::task::{AbortHandle, Id as TaskId};
+
+use crate::io::{Delivery, Outbox};
+use crate::message::Message;
+
+/// Identifies a connected client for the lifetime of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a broadcast did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// Clients the message was queued for.
+    pub queued: usize,
+    /// Clients skipped because their broadcast backlog was full.
+    pub dropped: usize,
+}
+
+struct Client {
+    outbox: Arc<Outbox>,
+    #[allow(dead_code)]
+    remote: SocketAddr,
+}
+
+#[derive(Default)]
+pub(super) struct Registry {
+    next: AtomicU64,
+    clients: Mutex<HashMap<ClientId, Client>>,
+    tasks: Mutex<HashMap<TaskId, AbortHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registry {
+    pub(super) fn register(&self, remote: SocketAddr) -> (ClientId, Arc<Outbox>) {
+        let id = ClientId(self.next.fetch_add(1, Ordering::Relaxed));
+        let outbox = Arc::new(Outbox::default());
+        lock(&self.clients).insert(
+            id,
+            Client {
+                outbox: outbox.clone(),
+                remote,
+            },
+        );
+        (id, outbox)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        lock(&self.clients).len()
+    }
+
+    pub(super) fn ids(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = lock(&self.clients).keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub(super) fn broadcast(
+        &self,
+        message: &Message,
+        except: Option<ClientId>,
+        limit: usize,
+    ) -> BroadcastReport {
+        let clients = lock(&self.clients);
+        let mut report = BroadcastReport::default();
+        for (id, client) in clients.iter() {
+            if Some(*id) == except {
+                continue;
+            }
+            match client.outbox.push(message.clone(), limit) {
+                Delivery::Queued => report.queued += 1,
+                Delivery::Dropped => report.dropped += 1,
+            }
+        }
+        report
+    }
+
+    pub(super) fn track_task(&self, handle: AbortHandle) {
+        let id = handle.id();
+        let finished = handle.is_finished();
+        let mut tasks = lock(&self.tasks);
+        if finished {
+            tasks.remove(&id);
+        } else {
+            tasks.insert(id, handle);
+        }
+    }
+
+    pub(super) fn untrack_current_task(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            lock(&self.tasks).remove(&id);
+        }
+    }
+
+    pub(super) fn abort_all(&self) {
+        for (_, handle) in lock(&self.tasks).drain() {
+            handle.abort();
+        }
+        lock(&self.clients).clear();
+    }
+}
+
+/// Removes a client when its handler ends (or its task is aborted).
+pub(super) struct Unregister<'a> {
+    pub(super) registry: &'a Registry,
+    pub(super) id: ClientId,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        lock(&self.registry.clients).remove(&self.id);
+    }
+}
+
+/// Forgets the current task's abort handle when the task ends.
+pub(super) struct UntrackTask<'a>(pub(super) &'a Registry);
+
+impl Drop for UntrackTask<'_> {
+    fn drop(&mut self) {
+        self.0.untrack_current_task();
+    }
+}
