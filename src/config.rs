@@ -28,9 +28,10 @@ pub struct Config {
     /// first invalid fragment with close code 1007. Turn off only for trusted peers.
     /// Default: on.
     pub validate_utf8: bool,
-    /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Only the most recent ping is
-    /// answered when several arrive before the answer can be written, so a peer that pings but
-    /// never reads can't make pongs pile up. Default: on.
+    /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Once the write buffer is over
+    /// [`max_write_buffer`](Config::max_write_buffer), only the most recent ping is answered
+    /// (RFC 6455 §5.5.3 allows it), so a peer that pings but never reads can't make pongs pile
+    /// up. Default: on.
     pub auto_pong: bool,
     /// Yield ping, pong and close frames from `recv` as [`Message`](crate::Message)s, besides
     /// handling them. Default: off (only text and binary messages are yielded).

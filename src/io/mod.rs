@@ -396,6 +396,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         if deliver_control {
                             return Poll::Ready(Some(Ok(message)));
                         }
+                        // More frames may already be buffered: parse before reading.
+                        continue;
                     }
                 },
                 Ok(None) => {}

@@ -344,8 +344,13 @@ impl Connection {
         match header.opcode {
             OpCode::Ping => {
                 if self.config.auto_pong && !self.close_sent {
-                    // Only the latest ping needs an answer (RFC 6455 §5.5.3).
-                    self.pending_pong = Some(payload.clone());
+                    if self.buffered_amount() < self.config.max_write_buffer {
+                        self.write_frame(OpCode::Pong, true, &payload);
+                    } else {
+                        // The peer isn't reading: owe it only the latest pong, which RFC 6455
+                        // §5.5.3 allows, so answers can't pile up.
+                        self.pending_pong = Some(payload.clone());
+                    }
                 }
                 Ok(Some(Message::Ping(payload)))
             }

@@ -104,14 +104,22 @@ fn rfc_ping_gets_pong_with_same_payload() {
 }
 
 #[test]
-fn only_the_latest_ping_is_answered() {
+fn owed_pongs_are_bounded_by_the_write_buffer() {
     let mut input = Vec::new();
     for i in 0..1000u32 {
         input.extend(masked(0x89, &i.to_be_bytes()));
     }
+    // With room in the write buffer, every ping is answered.
     let (messages, _, output) = run(server(), &input, &[]);
     assert_eq!(messages.len(), 1000);
-    assert_eq!(output, [0x8a, 0x04, 0, 0, 0x03, 0xe7]);
+    assert_eq!(output.len(), 1000 * 6);
+    // A peer that doesn't read is owed only the latest pong beyond the buffer's limit.
+    let mut config = Config::default();
+    config.max_write_buffer = 60;
+    let (messages, _, output) = run(Connection::new(Role::Server, config), &input, &[]);
+    assert_eq!(messages.len(), 1000);
+    assert_eq!(output.len(), 11 * 6);
+    assert_eq!(output[60..], [0x8a, 0x04, 0, 0, 0x03, 0xe7]);
 }
 
 #[test]
