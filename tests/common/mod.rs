@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests: servers on port 0 and raw sockets that speak
+//! exactly the bytes a test needs.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use enim_labore_occaecati::server::{ServerBuilder, ServerHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Starts an echo server built from `builder` on 127.0.0.1:0.
+pub async fn echo_server(builder: ServerBuilder) -> (SocketAddr, ServerHandle) {
+    let server = builder.bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    tokio::spawn(server.serve(|mut ws, _| async move {
+        while let Ok(Some(message)) = ws.recv().await {
+            if ws.feed(message).await.is_err() {
+                break;
+            }
+        }
+    }));
+    (addr, handle)
+}
+
+/// A raw TCP connection that has completed a valid upgrade to `addr`.
+pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+/// Reads an HTTP head byte by byte (so nothing after it is consumed).
+pub async fn read_head(tcp: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A masked client frame.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [1u8, 2, 3, 4];
+    let mut out = vec![first];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Reads until EOF (or 5 s) and returns the close code of the first close frame seen.
+pub async fn read_close_code(tcp: &mut TcpStream) -> Option<u16> {
+    let mut data = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut data)).await;
+    let mut pos = 0;
+    while pos + 2 <= data.len() {
+        let opcode = data[pos] & 0x0f;
+        let len = (data[pos + 1] & 0x7f) as usize;
+        let (len, start) = match len {
+            126 => (u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize, pos + 4),
+            127 => return None,
+            n => (n, pos + 2),
+        };
+        if opcode == 0x8 {
+            return (len >= 2).then(|| u16::from_be_bytes([data[start], data[start + 1]]));
+        }
+        pos = start + len;
+    }
+    None
+}
