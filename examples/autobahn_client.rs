@@ -49,7 +49,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (mut ws, _) = connect(&format!("{base}/updateReports?agent={agent}")).await?;
-    while ws.recv().await?.is_some() {}
+    // Some runners drop the connection without a close frame once the reports are written.
+    loop {
+        match ws.recv().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(error) if error.is_closed() => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
     eprintln!("reports updated");
     Ok(())
 }

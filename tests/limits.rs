@@ -39,7 +39,9 @@ async fn oversize_message_is_closed_with_1009() {
 async fn invalid_utf8_is_closed_with_1007() {
     let (addr, _) = echo_server(Server::builder()).await;
     let mut tcp = raw_upgrade(addr).await;
-    tcp.write_all(&masked_frame(0x81, &[b'a', 0xc0, 0xaf])).await.unwrap();
+    tcp.write_all(&masked_frame(0x81, &[b'a', 0xc0, 0xaf]))
+        .await
+        .unwrap();
     assert_eq!(read_close_code(&mut tcp).await, Some(1007));
 }
 
@@ -57,7 +59,9 @@ async fn unfinished_handshake_is_dropped_after_the_timeout() {
     limits.timeout = Duration::from_millis(300);
     let (addr, _) = echo_server(Server::builder().handshake_limits(limits)).await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let start = Instant::now();
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
@@ -143,7 +147,10 @@ async fn bad_requests_get_their_status() {
         let line = status_for(addr, good.replace(from, to).into_bytes())
             .await
             .unwrap();
-        assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{to}: {line}");
+        assert!(
+            line.starts_with(&format!("HTTP/1.1 {status}")),
+            "{to}: {line}"
+        );
     }
 }
 

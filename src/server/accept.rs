@@ -119,12 +119,12 @@ impl Verdict {
         }
     }
 
-    /// Refuse with `status` (any 4xx or 5xx; anything else becomes 400). The default body is
+    /// Refuse with `status` (3xx, 4xx or 5xx; anything else becomes 400). The default body is
     /// the status's reason phrase.
     pub fn reject(status: u16) -> Verdict {
         let status = StatusCode::from_u16(status)
             .ok()
-            .filter(|s| s.is_client_error() || s.is_server_error())
+            .filter(|s| s.as_u16() >= 300)
             .unwrap_or(StatusCode::BAD_REQUEST);
         Verdict {
             accept: false,

@@ -80,7 +80,10 @@ pub async fn read_close_code(tcp: &mut TcpStream) -> Option<u16> {
         let opcode = data[pos] & 0x0f;
         let len = (data[pos + 1] & 0x7f) as usize;
         let (len, start) = match len {
-            126 => (u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize, pos + 4),
+            126 => (
+                u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize,
+                pos + 4,
+            ),
             127 => return None,
             n => (n, pos + 2),
         };
