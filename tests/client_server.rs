@@ -144,13 +144,15 @@ async fn subprotocols_headers_origin_and_versions() {
         assert_eq!(ws.recv().await.unwrap().unwrap().as_text(), Some("v1"));
         ws.close(None).await.unwrap();
     }
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].0, 13);
-    assert_eq!(seen[1].0, 8);
-    for (_, origin, custom) in seen.iter() {
-        assert_eq!(origin.as_deref(), Some("http://example.test"));
-        assert_eq!(custom.as_ref().unwrap(), "42");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, 13);
+        assert_eq!(seen[1].0, 8);
+        for (_, origin, custom) in seen.iter() {
+            assert_eq!(origin.as_deref(), Some("http://example.test"));
+            assert_eq!(custom.as_ref().unwrap(), "42");
+        }
     }
     let error = ClientBuilder::new()
         .protocol_version(7)

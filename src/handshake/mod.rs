@@ -10,6 +10,8 @@ use base64::Engine as _;
 use http::header::HeaderMap;
 use sha1::{Digest, Sha1};
 
+use crate::error::HandshakeError;
+
 /// The GUID RFC 6455 §1.3 appends to the key.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -72,19 +74,20 @@ pub fn is_token(s: &[u8]) -> bool {
 /// order. One left-to-right pass per header, no backtracking.
 ///
 /// # Errors
-/// An empty element, an element that is not a token, or a protocol listed twice.
-pub fn parse_subprotocols(headers: &HeaderMap) -> Result<Vec<String>, ()> {
+/// [`HandshakeError::InvalidSubprotocol`] for an empty element, an element that is not a token,
+/// or a protocol listed twice.
+pub fn parse_subprotocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeError> {
     let mut protocols: Vec<String> = Vec::new();
     for value in headers.get_all(http::header::SEC_WEBSOCKET_PROTOCOL) {
         for element in value.as_bytes().split(|&b| b == b',') {
             let element = element.trim_ascii();
             if !is_token(element) {
-                return Err(());
+                return Err(HandshakeError::InvalidSubprotocol);
             }
             // Tokens are ASCII, so this conversion can't fail.
             let element = String::from_utf8_lossy(element).into_owned();
             if protocols.contains(&element) {
-                return Err(());
+                return Err(HandshakeError::InvalidSubprotocol);
             }
             protocols.push(element);
         }

@@ -57,7 +57,7 @@ pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeEr
         Some(b"8") => 8,
         _ => return Err(HandshakeError::UnsupportedVersion),
     };
-    let protocols = parse_subprotocols(headers).map_err(|()| HandshakeError::InvalidSubprotocol)?;
+    let protocols = parse_subprotocols(headers)?;
     let origin_header = if version == 8 {
         "sec-websocket-origin"
     } else {

@@ -90,6 +90,7 @@ pub struct WebSocket<S> {
     conn: Connection,
     protocol: Option<String>,
     peer_close: Option<CloseFrame>,
+    close_message: Option<Message>,
     pending_error: Option<Error>,
     read_eof: bool,
     finished: bool,
@@ -128,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             conn,
             protocol,
             peer_close: None,
+            close_message: None,
             pending_error: None,
             read_eof: false,
             finished: false,
@@ -389,7 +391,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     Message::Close(ref frame) => {
                         self.peer_close = frame.clone();
                         if deliver_control {
-                            return Poll::Ready(Some(Ok(message)));
+                            // Handed out once the echo is written (see `poll_finish`), so an
+                            // application that drops the connection on seeing it loses nothing.
+                            self.close_message = Some(message);
                         }
                     }
                     Message::Ping(_) | Message::Pong(_) => {
@@ -474,6 +478,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     Poll::Ready(Err(_)) => self.read_eof = true,
                     Poll::Pending => return Poll::Pending,
                 }
+            }
+            if let Some(message) = self.close_message.take() {
+                return Poll::Ready(Some(Ok(message)));
             }
             let wait_for_server =
                 self.conn.role() == Role::Client && self.pending_error.is_none() && !self.read_eof;

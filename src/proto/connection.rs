@@ -360,9 +360,9 @@ impl Connection {
                 self.close_received = true;
                 self.message = None;
                 if !self.close_sent {
-                    // RFC 6455 §5.5.1: answer with a close frame, echoing the status code.
-                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
-                    self.queue_close(echo.as_ref());
+                    // RFC 6455 §5.5.1: answer with a close frame, echoing the status code
+                    // (and, as the seed library does, the reason).
+                    self.queue_close(frame.as_ref());
                 }
                 Ok(Some(Message::Close(frame)))
             }

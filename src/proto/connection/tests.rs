@@ -114,8 +114,10 @@ fn owed_pongs_are_bounded_by_the_write_buffer() {
     assert_eq!(messages.len(), 1000);
     assert_eq!(output.len(), 1000 * 6);
     // A peer that doesn't read is owed only the latest pong beyond the buffer's limit.
-    let mut config = Config::default();
-    config.max_write_buffer = 60;
+    let config = Config {
+        max_write_buffer: 60,
+        ..Config::default()
+    };
     let (messages, _, output) = run(Connection::new(Role::Server, config), &input, &[]);
     assert_eq!(messages.len(), 1000);
     assert_eq!(output.len(), 11 * 6);
@@ -164,7 +166,7 @@ fn close_is_echoed_with_code() {
         Message::Close(Some(CloseFrame::new(1000u16, "bye")))
     );
     assert_eq!(conn.state(), State::Closed);
-    assert_eq!(conn.take_output().to_vec(), [0x88, 0x02, 0x03, 0xe8]);
+    assert_eq!(conn.take_output().to_vec(), b"\x88\x05\x03\xe8bye");
     // Nothing is parsed after the close frame.
     conn.receive_data(&masked(0x81, b"late"));
     assert_eq!(conn.next_message(), Ok(None));
@@ -283,9 +285,11 @@ fn huge_declared_length_fails_before_buffering() {
 
 #[test]
 fn message_and_fragment_limits() {
-    let mut config = Config::default();
-    config.max_message_size = 10;
-    config.max_fragments = 3;
+    let config = Config {
+        max_message_size: 10,
+        max_fragments: 3,
+        ..Config::default()
+    };
     let make = |config: &Config| Connection::new(Role::Server, config.clone());
     let mut conn = make(&config);
     conn.receive_data(&[masked(0x02, b"123456"), masked(0x80, b"7890a")].concat());
@@ -333,8 +337,10 @@ fn invalid_utf8_fails_fast_per_fragment() {
 
 #[test]
 fn utf8_validation_can_be_skipped_for_fragments_but_not_whole_text() {
-    let mut config = Config::default();
-    config.validate_utf8 = false;
+    let config = Config {
+        validate_utf8: false,
+        ..Config::default()
+    };
     let mut conn = Connection::new(Role::Server, config);
     conn.receive_data(&masked(0x81, &[0xff]));
     // Text is still typed as text: invalid bytes can't become a `Utf8Bytes`.

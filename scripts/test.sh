@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The project's test command: installs the test peers, runs every cargo test, then Autobahn
+# cases 1-10 with both runners in both directions (our server, our client).
+#
+#   bash scripts/test.sh            everything
+#   SKIP_CONFORMANCE=1 bash scripts/test.sh   cargo tests only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test peers (Node ws, Autobahn wstest and kosoku)"
+if command -v npm >/dev/null 2>&1; then
+    (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
+else
+    echo "npm not found: the Node interop tests will be skipped (they fail under CI)"
+fi
+if [[ -z ${SKIP_CONFORMANCE:-} ]]; then
+    bash scripts/conformance/install.sh
+fi
+
+step "cargo test --workspace"
+cargo test --workspace
+
+if [[ -n ${SKIP_CONFORMANCE:-} ]]; then
+    exit 0
+fi
+
+step "building the conformance subjects"
+cargo build --release --examples
+
+CASES='1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*'
+failed=0
+passed=0
+for runner in wstest kosoku; do
+    for direction in server client; do
+        step "Autobahn $CASES with $runner, our $direction"
+        extra=()
+        [[ $runner == kosoku ]] && extra=(--allow-kosoku-defects)
+        if bash scripts/conformance/run.sh --no-install --timeout 900 "${extra[@]}" \
+            "$runner" "$direction" "$CASES" "target/conformance/$runner-$direction"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+    done
+done
+echo
+echo "conformance: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
