@@ -24,9 +24,11 @@ pub struct Config {
     /// cause with empty continuation frames. Default: 1 048 576, above the 65 536 fragments of
     /// Autobahn's 9.3/9.4 cases.
     pub max_fragments: usize,
-    /// Check that text messages and close reasons are UTF-8 (RFC 6455 §8.1), failing at the
-    /// first invalid fragment with close code 1007. Turn off only for trusted peers.
-    /// Default: on.
+    /// Check text messages as they arrive (RFC 6455 §8.1), failing at the first invalid
+    /// fragment, even mid-frame, with close code 1007. When off, a text message is checked once,
+    /// when complete, still with close code 1007 if it is not UTF-8: a
+    /// [`Utf8Bytes`](crate::Utf8Bytes) always holds valid UTF-8, so text is never handed out
+    /// unchecked. Close reasons are always checked. Default: on.
     pub validate_utf8: bool,
     /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Once the write buffer is over
     /// [`max_write_buffer`](Config::max_write_buffer), only the most recent ping is answered

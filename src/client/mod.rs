@@ -18,7 +18,7 @@ pub use stream::ClientStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Response, Uri};
+use http::{header, HeaderMap, Response, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -100,12 +100,7 @@ impl ClientBuilder {
 
     /// Adds a request header. Invalid names or values are ignored.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
-        }
+        crate::handshake::append_header(&mut self.headers, name, value);
         self
     }
 

@@ -60,6 +60,17 @@ pub fn header_has_token(
     })
 }
 
+/// Appends a header given as strings; an invalid name or value is ignored, so builder methods
+/// taking strings never panic.
+pub(crate) fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        http::HeaderValue::from_str(value),
+    ) {
+        headers.append(name, value);
+    }
+}
+
 /// RFC 7230 §3.2.6 `tchar`.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

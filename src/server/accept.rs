@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ClientId, ServerBuilder};
@@ -135,12 +135,7 @@ impl Verdict {
 
     /// Adds a response header (to the `101` or to the rejection). Invalid ones are ignored.
     pub fn with_header(mut self, name: &str, value: &str) -> Verdict {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
-        }
+        crate::handshake::append_header(&mut self.headers, name, value);
         self
     }
 

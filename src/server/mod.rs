@@ -30,7 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::config::{Config, HandshakeLimits};
@@ -138,17 +138,9 @@ impl ServerBuilder {
         self
     }
 
-    /// A header added to every `101` response.
-    ///
-    /// # Panics
-    /// Never; invalid names or values are ignored.
+    /// A header added to every `101` response. Invalid names or values are ignored.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
-        }
+        crate::handshake::append_header(&mut self.headers, name, value);
         self
     }
 
