@@ -9,11 +9,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test peers (Node ws, Autobahn wstest and kosoku)"
+step "installing test peers (Node ws, Chromium, Autobahn wstest and kosoku)"
 if command -v npm >/dev/null 2>&1; then
     (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
 else
     echo "npm not found: the Node interop tests will be skipped (they fail under CI)"
+fi
+if [[ ! -x /usr/bin/chromium ]]; then
+    # tests/browser.rs drives the browser example with headless Chromium.
+    if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+        echo "installing chromium (for tests/browser.rs)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            >/dev/null || echo "chromium install failed: tests/browser.rs fails under CI"
+    else
+        echo "chromium not found: tests/browser.rs will be skipped (it fails under CI)"
+    fi
 fi
 if [[ -z ${SKIP_CONFORMANCE:-} ]]; then
     bash scripts/conformance/install.sh

@@ -139,6 +139,9 @@ fn broadcast_relays_to_the_other_clients_only() {
         .read_line(&mut connected)
         .unwrap();
     assert!(connected.starts_with("connected to"), "{connected}");
+    // The server registers a client just after its handshake: leave it a moment so the
+    // broadcast can't overtake the registration.
+    std::thread::sleep(Duration::from_millis(100));
     // The sender gets nothing back: broadcast skips it.
     let output = elo(&[
         "connect",
