@@ -2,17 +2,28 @@
 //! fuzzingclient runs and of the benchmarks.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- 127.0.0.1:9001
+//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--deflate]
 //! ```
+//!
+//! `--deflate` enables permessage-deflate, accepting the client's offers.
 
+use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::Server;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let deflate = args.iter().any(|a| a == "--deflate");
+    let addr = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let server = Server::builder().track_clients(false).bind(&addr).await?;
+    let mut builder = Server::builder().track_clients(false);
+    if deflate {
+        builder = builder.deflate(DeflateConfig::default());
+    }
+    let server = builder.bind(&addr).await?;
     eprintln!("echo server listening on ws://{}", server.local_addr()?);
     server
         .serve(|mut ws, _client| async move {

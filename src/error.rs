@@ -72,14 +72,18 @@ pub enum ProtocolError {
     MessageTooBig,
     /// A message split into more fragments than the configured maximum.
     TooManyFragments,
+    /// A compressed message whose data doesn't inflate (RFC 7692).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code sent to the peer for this error (RFC 6455 §7.4.1): 1007 for invalid
-    /// UTF-8, 1009 for size limits, 1008 for the fragment-count policy, 1002 for the rest.
+    /// UTF-8 or compressed data, 1009 for size limits, 1008 for the fragment-count policy, 1002 for the rest.
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_DATA
+            }
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
             ProtocolError::TooManyFragments => CloseCode::POLICY,
             ProtocolError::InvalidOpcode(_)
@@ -114,6 +118,7 @@ impl ProtocolError {
             ProtocolError::FrameTooBig => "WS_ERR_FRAME_TOO_BIG",
             ProtocolError::MessageTooBig => "WS_ERR_MESSAGE_TOO_BIG",
             ProtocolError::TooManyFragments => "WS_ERR_TOO_MANY_FRAGMENTS",
+            ProtocolError::InvalidCompressedData => "WS_ERR_INVALID_COMPRESSED_DATA",
         }
     }
 }
@@ -146,6 +151,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyFragments => {
                 f.write_str("message exceeds the maximum fragment count")
             }
+            ProtocolError::InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }

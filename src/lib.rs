@@ -56,6 +56,7 @@
 
 pub mod client;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod handshake;
 pub mod io;

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::{Config, HandshakeLimits};
+use crate::deflate::{negotiation, DeflateConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::client::{build_request, validate_response, ClientRequest};
 use crate::handshake::generate_key;
@@ -48,6 +49,7 @@ pub struct ClientBuilder {
     origin: Option<String>,
     version: u8,
     max_redirects: usize,
+    deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientBuilder {
@@ -64,6 +66,7 @@ impl Default for ClientBuilder {
             origin: None,
             version: 13,
             max_redirects: 0,
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -116,6 +119,13 @@ impl ClientBuilder {
     /// Any other version is refused when connecting.
     pub fn protocol_version(mut self, version: u8) -> Self {
         self.version = version;
+        self
+    }
+
+    /// permessage-deflate: offered by default (as in the seed library) with
+    /// [`DeflateConfig::default`]; `None` offers nothing.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
         self
     }
 
@@ -217,6 +227,10 @@ impl ClientBuilder {
         if self.version != 13 && self.version != 8 {
             return Err(Error::invalid_input("protocol version must be 13 or 8"));
         }
+        if let Some(deflate) = &self.deflate {
+            deflate.validate().map_err(Error::invalid_input)?;
+        }
+        let offer = self.deflate.as_ref().map(negotiation::offer_header);
         let key = generate_key();
         let request = build_request(&ClientRequest {
             uri,
@@ -225,6 +239,7 @@ impl ClientBuilder {
             protocols: &self.protocols,
             origin: self.origin.as_deref(),
             headers,
+            extensions: offer.as_deref(),
         });
         stream.write_all(&request).await?;
         let mut reader = HeadReader::new();
@@ -240,9 +255,23 @@ impl ClientBuilder {
         };
         let (head, leftover) = reader.take(head_len);
         let response = parse_response(&head, &self.limits)?;
-        match validate_response(&response, &key, &self.protocols) {
+        match validate_response(&response, &key, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
-                let conn = Connection::new(Role::Client, self.config.clone());
+                let mut conn = Connection::new(Role::Client, self.config.clone());
+                if let Some(deflate) = &self.deflate {
+                    let answer = response
+                        .headers()
+                        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                        .iter()
+                        .map(|v| v.as_bytes());
+                    let negotiated =
+                        negotiation::validate_answer(answer, deflate).map_err(|why| {
+                            Error::from(HandshakeError::UnexpectedExtension).with_message(why)
+                        })?;
+                    if let Some(params) = negotiated {
+                        conn = conn.with_deflate(params, deflate.clone());
+                    }
+                }
                 Ok((
                     WebSocket::from_parts(stream, conn, leftover, protocol),
                     response,

@@ -24,6 +24,8 @@ pub struct ClientRequest<'a> {
     /// Extra headers; they replace generated ones of the same name (other than the
     /// WebSocket headers).
     pub headers: &'a HeaderMap,
+    /// The `Sec-WebSocket-Extensions` offer, if any.
+    pub extensions: Option<&'a str>,
 }
 
 /// The `Host` header value for a URL: the host, with the port unless it is the scheme's
@@ -70,6 +72,9 @@ pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
         }
     }
+    if let Some(offer) = req.extensions.and_then(|e| HeaderValue::from_str(e).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer);
+    }
     if let Some(origin) = req.origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let name = if req.version == 8 {
             "sec-websocket-origin"
@@ -84,8 +89,9 @@ pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
 }
 
 /// Checks a `101` response: `Upgrade: websocket`, `Connection: upgrade`, the accept value for
-/// `key`, a subprotocol among those offered (or none), no extension (none are offered).
-/// Returns the chosen subprotocol.
+/// `key`, a subprotocol among those offered (or none), and no extension unless
+/// `extensions_offered` (the caller then checks the answer to its offer). Returns the chosen
+/// subprotocol.
 ///
 /// # Errors
 /// The first check that fails. A status other than 101 is
@@ -94,6 +100,7 @@ pub fn validate_response(
     response: &Response<()>,
     key: &str,
     offered: &[String],
+    extensions_offered: bool,
 ) -> Result<Option<String>, HandshakeError> {
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Err(HandshakeError::UnexpectedStatus(response.status().as_u16()));
@@ -124,7 +131,7 @@ pub fn validate_response(
         }
         (Some(_), Some(_)) => return Err(HandshakeError::UnexpectedSubprotocol),
     };
-    if headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) {
+    if !extensions_offered && headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) {
         return Err(HandshakeError::UnexpectedExtension);
     }
     Ok(protocol)
@@ -151,6 +158,7 @@ mod tests {
             protocols: &protocols,
             origin: Some("http://example.com"),
             headers: &extra,
+            extensions: None,
         });
         let req = parse_request(&bytes, &HandshakeLimits::default()).unwrap();
         assert_eq!(req.uri().to_string(), "/chat?room=1");
@@ -163,15 +171,15 @@ mod tests {
         let response = accept_response(&up.key, Some("v2"), &HeaderMap::new());
         let response = parse_response(&response, &HandshakeLimits::default()).unwrap();
         assert_eq!(
-            validate_response(&response, &key, &protocols),
+            validate_response(&response, &key, &protocols, false),
             Ok(Some("v2".into()))
         );
         assert_eq!(
-            validate_response(&response, "AAAAAAAAAAAAAAAAAAAAAA==", &protocols),
+            validate_response(&response, "AAAAAAAAAAAAAAAAAAAAAA==", &protocols, false),
             Err(HandshakeError::InvalidAccept)
         );
         assert_eq!(
-            validate_response(&response, &key, &[]),
+            validate_response(&response, &key, &[], false),
             Err(HandshakeError::UnexpectedSubprotocol)
         );
     }
@@ -196,8 +204,9 @@ mod tests {
         let response = accept_response(&key, None, &extra);
         let response = parse_response(&response, &HandshakeLimits::default()).unwrap();
         assert_eq!(
-            validate_response(&response, &key, &[]),
+            validate_response(&response, &key, &[], false),
             Err(HandshakeError::UnexpectedExtension)
         );
+        assert_eq!(validate_response(&response, &key, &[], true), Ok(None));
     }
 }

@@ -89,6 +89,7 @@ pub struct WebSocket<S> {
     stream: S,
     conn: Connection,
     protocol: Option<String>,
+    extensions: String,
     peer_close: Option<CloseFrame>,
     close_message: Option<Message>,
     pending_error: Option<Error>,
@@ -124,10 +125,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !leftover.is_empty() {
             *conn.read_buffer() = leftover;
         }
+        let extensions = conn
+            .deflate_params()
+            .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n))
+            .unwrap_or_default();
         WebSocket {
             stream,
             conn,
             protocol,
+            extensions,
             peer_close: None,
             close_message: None,
             pending_error: None,
@@ -151,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The extensions agreed in the handshake, as a `Sec-WebSocket-Extensions` value (empty
     /// when none were).
     pub fn extensions(&self) -> &str {
-        ""
+        &self.extensions
     }
 
     /// Where the close handshake stands.
@@ -222,6 +228,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let message = message.into();
         poll_fn(|cx| self.poll_ready_send(cx)).await?;
         self.queue(&message)
+    }
+
+    /// Sends a message, compressed or not whatever its size (when permessage-deflate was
+    /// negotiated; otherwise it is sent as is).
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send).
+    pub async fn send_with_compression(
+        &mut self,
+        message: impl Into<Message>,
+        compress: bool,
+    ) -> Result<()> {
+        let message = message.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn
+            .send_with_compression(&message, Some(compress))
+            .map_err(send_error)?;
+        self.flush().await
     }
 
     /// Sends one frame of a fragmented message; `fin` ends the message.

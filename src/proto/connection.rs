@@ -13,6 +13,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
+use crate::deflate::codec::{Compressor, Decompressor, InflateError, TAIL};
+use crate::deflate::{DeflateConfig, Negotiated};
 use crate::error::ProtocolError;
 use crate::message::{Message, Utf8Bytes};
 use crate::proto::close::{CloseCode, CloseFrame};
@@ -67,9 +69,21 @@ struct IncomingFrame {
 struct IncomingMessage {
     kind: DataKind,
     fragments: usize,
+    /// Wire bytes so far (compressed bytes for a compressed message).
     size: usize,
-    /// Fragments received so far; empty while the message is a single frame.
+    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
+    compressed: bool,
+    /// Fragments received so far (inflated, for a compressed message); empty while an
+    /// uncompressed message is a single frame.
     buf: BytesMut,
+}
+
+/// permessage-deflate state of a connection; compressors are created on first use.
+struct DeflateState {
+    params: Negotiated,
+    config: DeflateConfig,
+    compressor: Option<Compressor>,
+    decompressor: Option<Decompressor>,
 }
 
 /// The protocol state machine of one connection.
@@ -89,6 +103,7 @@ pub struct Connection {
     close_received: bool,
     failed: bool,
     mask_generator: Option<MaskGenerator>,
+    deflate: Option<DeflateState>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -129,7 +144,25 @@ impl Connection {
             close_received: false,
             failed: false,
             mask_generator,
+            deflate: None,
         }
+    }
+
+    /// Enables permessage-deflate with negotiated parameters: RSV1 marks compressed messages,
+    /// and data messages at least `config.threshold` bytes long are sent compressed.
+    pub fn with_deflate(mut self, params: Negotiated, config: DeflateConfig) -> Connection {
+        self.deflate = Some(DeflateState {
+            params,
+            config,
+            compressor: None,
+            decompressor: None,
+        });
+        self
+    }
+
+    /// The negotiated permessage-deflate parameters, if any.
+    pub fn deflate_params(&self) -> Option<&Negotiated> {
+        self.deflate.as_ref().map(|d| &d.params)
     }
 
     /// Replaces the source of masking keys (for tests that need fixed bytes).
@@ -243,10 +276,10 @@ impl Connection {
                     apply_mask(fresh, key, frame.processed);
                 }
                 let is_text = match frame.header.opcode {
-                    OpCode::Text => true,
-                    OpCode::Continuation => {
-                        matches!(&self.message, Some(m) if m.kind == DataKind::Text)
-                    }
+                    OpCode::Text | OpCode::Continuation => matches!(
+                        &self.message,
+                        Some(m) if m.kind == DataKind::Text && !m.compressed
+                    ),
                     _ => false,
                 };
                 if is_text && self.config.validate_utf8 {
@@ -278,8 +311,12 @@ impl Connection {
     /// Checks a header against the protocol and the limits, and starts or continues the
     /// message it belongs to. Returns the payload length.
     fn accept_header(&mut self, header: &FrameHeader) -> Result<usize, ProtocolError> {
-        // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them. RFC 7692 §6:
+        // permessage-deflate defines RSV1, on the first frame of a data message only.
+        let compressed_start = header.rsv1
+            && self.deflate.is_some()
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if (header.rsv1 && !compressed_start) || header.rsv2 || header.rsv3 {
             return Err(ProtocolError::ReservedBitsSet);
         }
         // RFC 6455 §5.1: a server MUST close on an unmasked frame, a client on a masked one.
@@ -328,6 +365,7 @@ impl Connection {
                     kind,
                     fragments: 1,
                     size: len,
+                    compressed: compressed_start,
                     buf: BytesMut::new(),
                 });
             }
@@ -367,6 +405,9 @@ impl Connection {
                 Ok(Some(Message::Close(frame)))
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if matches!(&self.message, Some(m) if m.compressed) {
+                    return self.complete_compressed_frame(header.fin, &payload);
+                }
                 if !header.fin {
                     if let Some(message) = self.message.as_mut() {
                         message.buf.extend_from_slice(&payload);
@@ -395,6 +436,63 @@ impl Connection {
         }
     }
 
+    /// Inflates one frame of a compressed message onto the message buffer, checking the
+    /// inflated size against the message limit and text against UTF-8 as it grows.
+    fn complete_compressed_frame(
+        &mut self,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<Option<Message>, ProtocolError> {
+        let (Some(deflate), Some(message)) = (self.deflate.as_mut(), self.message.as_mut()) else {
+            return Err(ProtocolError::ReservedBitsSet);
+        };
+        let limit = self.config.max_message_size;
+        let window = deflate.params.remote_max_window_bits;
+        let decompressor = deflate
+            .decompressor
+            .get_or_insert_with(|| Decompressor::new(window));
+        let start = message.buf.len();
+        let mut result = decompressor.inflate(payload, &mut message.buf, limit);
+        // A message whose compressed payload is empty carries no deflate data at all (RFC 7692
+        // §7.2.3.6 asks senders for one 0x00 byte, but some send nothing): appending the tail
+        // to nothing would start a bogus stored block and corrupt the context.
+        if fin && result.is_ok() && message.size > 0 {
+            result = decompressor.inflate(&TAIL, &mut message.buf, limit);
+        }
+        result.map_err(|e| match e {
+            InflateError::TooBig => ProtocolError::MessageTooBig,
+            InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+        })?;
+        if message.kind == DataKind::Text && self.config.validate_utf8 {
+            self.utf8
+                .feed(&message.buf[start..], fin)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !fin {
+            return Ok(None);
+        }
+        if deflate.params.remote_no_context_takeover {
+            if deflate.config.release_idle_state {
+                deflate.decompressor = None;
+            } else if let Some(d) = deflate.decompressor.as_mut() {
+                d.reset();
+            }
+        }
+        let Some(message) = self.message.take() else {
+            return Ok(None);
+        };
+        let data = message.buf.freeze();
+        Ok(Some(match message.kind {
+            DataKind::Binary => Message::Binary(data),
+            DataKind::Text if self.config.validate_utf8 => {
+                Message::Text(Utf8Bytes::from_validated(data))
+            }
+            DataKind::Text => {
+                Message::Text(Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?)
+            }
+        }))
+    }
+
     fn fail(&mut self, error: ProtocolError) {
         self.failed = true;
         self.frame = None;
@@ -413,6 +511,31 @@ impl Connection {
     /// `Err(reason)` when the message can't be sent: the connection is closing, a fragmented
     /// message is in progress (data messages only), or the control payload is invalid.
     pub fn send(&mut self, message: &Message) -> Result<(), &'static str> {
+        self.send_with_compression(message, None)
+    }
+
+    /// Queues a whole message, choosing compression for a data message: `Some(true)` or
+    /// `Some(false)` force it on or off (if permessage-deflate was negotiated), `None` applies
+    /// the size threshold.
+    ///
+    /// # Errors
+    /// As [`send`](Connection::send).
+    pub fn send_with_compression(
+        &mut self,
+        message: &Message,
+        compress: Option<bool>,
+    ) -> Result<(), &'static str> {
+        let data = match message {
+            Message::Text(text) => Some((DataKind::Text, text.bytes_ref())),
+            Message::Binary(data) => Some((DataKind::Binary, data)),
+            _ => None,
+        };
+        if let (Some((kind, payload)), Some(deflate)) = (data, self.deflate.as_ref()) {
+            let wanted = compress.unwrap_or(payload.len() >= deflate.config.threshold);
+            if wanted && self.sending_fragmented.is_none() {
+                return self.send_compressed(kind, payload);
+            }
+        }
         match message {
             Message::Text(text) => self.send_data(DataKind::Text, text.bytes_ref(), true),
             Message::Binary(data) => self.send_data(DataKind::Binary, data, true),
@@ -446,6 +569,37 @@ impl Connection {
         };
         self.sending_fragmented = if fin { None } else { Some(kind) };
         self.write_frame(opcode, fin, payload);
+        Ok(())
+    }
+
+    fn send_compressed(&mut self, kind: DataKind, payload: &Bytes) -> Result<(), &'static str> {
+        if self.close_sent {
+            return Err("close frame already sent");
+        }
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err("permessage-deflate was not negotiated");
+        };
+        let window = deflate.params.local_max_window_bits;
+        let config = &deflate.config;
+        let compressor = deflate
+            .compressor
+            .get_or_insert_with(|| Compressor::new(window, config));
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+        compressor
+            .compress(payload, &mut out)
+            .map_err(|_| "compression failed")?;
+        if deflate.params.local_no_context_takeover {
+            if deflate.config.release_idle_state {
+                deflate.compressor = None;
+            } else if let Some(c) = deflate.compressor.as_mut() {
+                c.reset();
+            }
+        }
+        let opcode = match kind {
+            DataKind::Text => OpCode::Text,
+            DataKind::Binary => OpCode::Binary,
+        };
+        self.write_frame_rsv1(opcode, true, true, &out.freeze());
         Ok(())
     }
 
@@ -490,10 +644,14 @@ impl Connection {
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {
+        self.write_frame_rsv1(opcode, fin, false, payload);
+    }
+
+    fn write_frame_rsv1(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &Bytes) {
         let mask = self.mask_generator.as_mut().map(|generate| generate());
         let header = FrameHeader {
             fin,
-            rsv1: false,
+            rsv1,
             rsv2: false,
             rsv3: false,
             opcode,

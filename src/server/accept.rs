@@ -8,6 +8,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ClientId, ServerBuilder};
+use crate::deflate::{negotiation, Negotiated};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::head::{parse_request, HeadReader};
 use crate::handshake::server::{
@@ -24,6 +25,7 @@ pub struct ClientInfo {
     upgrade: UpgradeRequest,
     remote_addr: Option<SocketAddr>,
     protocol: Option<String>,
+    deflate: Option<Negotiated>,
     pub(super) id: Option<ClientId>,
 }
 
@@ -183,7 +185,10 @@ where
     let result = tokio::time::timeout(timeout, handshake(options, &mut stream, remote_addr)).await;
     match result {
         Ok(Ok((info, leftover))) => {
-            let conn = Connection::new(Role::Server, options.config.clone());
+            let mut conn = Connection::new(Role::Server, options.config.clone());
+            if let (Some(params), Some(config)) = (info.deflate, &options.deflate) {
+                conn = conn.with_deflate(params, config.clone());
+            }
             let protocol = info.protocol.clone();
             Ok((
                 WebSocket::from_parts(stream, conn, leftover, protocol),
@@ -234,6 +239,7 @@ where
         upgrade,
         remote_addr,
         protocol: None,
+        deflate: None,
         id: None,
     };
     let mut headers = options.headers.clone();
@@ -250,6 +256,28 @@ where
         info.request.extensions_mut().extend(verdict.extensions);
     }
     info.protocol = choose_protocol(options, &info);
+    if let Some(config) = &options.deflate {
+        let offers = info
+            .headers()
+            .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .map(|v| v.as_bytes());
+        match negotiation::accept_offer(offers, config) {
+            Ok(Some((answer, params))) => {
+                if let Ok(value) = http::HeaderValue::from_str(&answer) {
+                    headers.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, value);
+                }
+                info.deflate = Some(params);
+            }
+            Ok(None) => {}
+            Err(()) => {
+                // A malformed extension header: 400, as the seed library answers.
+                let error = HandshakeError::Malformed("invalid Sec-WebSocket-Extensions");
+                let _ = stream.write_all(&error_response(&error)).await;
+                return Err(error.into());
+            }
+        }
+    }
     let response = accept_response(&info.upgrade.key, info.protocol.as_deref(), &headers);
     stream.write_all(&response).await?;
     Ok((info, leftover))

@@ -34,6 +34,7 @@ use http::HeaderMap;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::config::{Config, HandshakeLimits};
+use crate::deflate::DeflateConfig;
 use crate::error::{Error, Result};
 use crate::io::WebSocket;
 use crate::message::Message;
@@ -55,6 +56,7 @@ pub struct ServerBuilder {
     track_clients: bool,
     backlog: u32,
     max_outbox: usize,
+    deflate: Option<DeflateConfig>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -82,6 +84,7 @@ impl Default for ServerBuilder {
             track_clients: true,
             backlog: 1024,
             max_outbox: 1 << 20,
+            deflate: None,
         }
     }
 }
@@ -144,6 +147,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Enables permessage-deflate (off by default, as in the seed library): the first offer of
+    /// the client that this configuration can honour is accepted. An invalid configuration
+    /// (window bits outside 8-15, level above 9, memory level outside 1-9) makes
+    /// [`bind`](ServerBuilder::bind) fail.
+    pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
+        self.deflate = Some(deflate);
+        self
+    }
+
     /// Track connected clients for broadcast and shutdown (default: on).
     pub fn track_clients(mut self, on: bool) -> Self {
         self.track_clients = on;
@@ -168,6 +180,9 @@ impl ServerBuilder {
     /// # Errors
     /// The address doesn't resolve or can't be bound.
     pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> Result<Server> {
+        if let Some(deflate) = &self.deflate {
+            deflate.validate().map_err(Error::invalid_input)?;
+        }
         let mut last = None;
         for addr in tokio::net::lookup_host(addr).await? {
             let socket = if addr.is_ipv4() {

@@ -18,7 +18,7 @@ const WebSocket = require('ws');
 function usage(msg) {
   if (msg) process.stderr.write(`client.js: ${msg}\n`);
   process.stderr.write(
-    'usage: node client.js URL [--deflate] [--require-deflate] [--protocol P]... [--timeout SECS]\n' +
+    'usage: node client.js URL [--deflate] [--require-deflate] [--deflate-options JSON] [--protocol P]... [--timeout SECS]\n' +
       '                          [--expect-close CODE REASON | --expect-status STATUS]\n'
   );
   process.exit(2);
@@ -27,6 +27,7 @@ function usage(msg) {
 const opts = {
   url: undefined,
   deflate: false,
+  deflateOptions: {},
   requireDeflate: false,
   protocols: [],
   timeout: 20,
@@ -43,6 +44,10 @@ const opts = {
     };
     if (a === '--deflate') opts.deflate = true;
     else if (a === '--require-deflate') opts.deflate = opts.requireDeflate = true;
+    else if (a === '--deflate-options') {
+      opts.deflate = opts.requireDeflate = true;
+      opts.deflateOptions = JSON.parse(value());
+    }
     else if (a === '--protocol') opts.protocols.push(value());
     else if (a === '--timeout') opts.timeout = Number(value());
     else if (a === '--expect-close') {
@@ -96,7 +101,7 @@ setTimeout(() => fail(`timed out after ${opts.timeout}s during step: ${currentSt
 const ws = new WebSocket(opts.url, opts.protocols.length ? opts.protocols : undefined, {
   // Offer permessage-deflate only with --deflate; compress every message
   // (threshold 0) so short messages also exercise the server's inflater.
-  perMessageDeflate: opts.deflate ? { threshold: 0 } : false,
+  perMessageDeflate: opts.deflate ? { threshold: 0, ...opts.deflateOptions } : false,
   maxPayload: 64 * 1024 * 1024,
   handshakeTimeout: opts.timeout * 1000,
 });

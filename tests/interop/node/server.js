@@ -19,12 +19,12 @@ const { WebSocketServer } = require('ws');
 function usage(msg) {
   if (msg) process.stderr.write(`server.js: ${msg}\n`);
   process.stderr.write(
-    'usage: node server.js [--deflate] [--path /p] [--protocols a,b] [--max-lifetime SECS]\n'
+    'usage: node server.js [--deflate] [--deflate-options JSON] [--path /p] [--protocols a,b] [--max-lifetime SECS]\n'
   );
   process.exit(2);
 }
 
-const opts = { deflate: false, path: undefined, protocols: undefined, maxLifetime: 600 };
+const opts = { deflate: false, deflateOptions: {}, path: undefined, protocols: undefined, maxLifetime: 600 };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -34,7 +34,10 @@ const opts = { deflate: false, path: undefined, protocols: undefined, maxLifetim
       return argv[++i];
     };
     if (a === '--deflate') opts.deflate = true;
-    else if (a === '--path') opts.path = value();
+    else if (a === '--deflate-options') {
+      opts.deflate = true;
+      opts.deflateOptions = JSON.parse(value());
+    } else if (a === '--path') opts.path = value();
     else if (a === '--protocols') opts.protocols = value().split(',').filter(Boolean);
     else if (a === '--max-lifetime') opts.maxLifetime = Number(value());
     else usage(`unknown argument ${JSON.stringify(a)}`);
@@ -68,7 +71,7 @@ const serverOptions = {
   port: 0,
   // Compress everything (threshold 0) so even short messages exercise the
   // peer's inflater; ws's default threshold would skip messages < 1 KiB.
-  perMessageDeflate: opts.deflate ? { threshold: 0 } : false,
+  perMessageDeflate: opts.deflate ? { threshold: 0, ...opts.deflateOptions } : false,
   // Never silently truncate what the peer sends us.
   maxPayload: 64 * 1024 * 1024,
 };

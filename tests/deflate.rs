@@ -1,0 +1,264 @@
+//! permessage-deflate between our client and our server over loopback: every parameter
+//! combination, limits on inflated size, corrupt data, RSV1 misuse and declined offers.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::{masked_frame, read_close_code, read_head};
+use enim_labore_occaecati::deflate::codec::Compressor;
+use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::server::Server;
+use enim_labore_occaecati::{ClientBuilder, Config, Message};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn compressible(n: usize) -> Vec<u8> {
+    b"permessage-deflate round trip "
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+async fn deflate_echo_server(deflate: DeflateConfig, config: Config) -> std::net::SocketAddr {
+    let server = Server::builder()
+        .deflate(deflate)
+        .config(config)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|mut ws, _| async move {
+        while let Ok(Some(message)) = ws.recv().await {
+            if ws.feed(message).await.is_err() {
+                break;
+            }
+        }
+    }));
+    addr
+}
+
+pub fn combinations() -> Vec<DeflateConfig> {
+    let mut all = Vec::new();
+    for server_nct in [false, true] {
+        for client_nct in [false, true] {
+            for server_bits in [9u8, 12, 15] {
+                for client_bits in [9u8, 12, 15] {
+                    let mut c = DeflateConfig::default();
+                    c.server_no_context_takeover = server_nct;
+                    c.client_no_context_takeover = client_nct;
+                    c.server_max_window_bits = Some(server_bits);
+                    c.client_max_window_bits = Some(client_bits);
+                    c.threshold = 0;
+                    all.push(c);
+                }
+            }
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_parameter_combination_round_trips() {
+    for config in combinations() {
+        let addr = deflate_echo_server(config.clone(), Config::default()).await;
+        let (mut ws, _) = ClientBuilder::new()
+            .deflate(Some(config.clone()))
+            .connect(&format!("ws://{addr}"))
+            .await
+            .unwrap();
+        let ext = ws.extensions().to_owned();
+        assert!(ext.starts_with("permessage-deflate"), "{config:?}: {ext}");
+        assert_eq!(
+            ext.contains("server_no_context_takeover"),
+            config.server_no_context_takeover
+        );
+        for len in [0usize, 10, 5000, 70_000] {
+            let data = compressible(len);
+            ws.send(data.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), Some(Message::binary(data)));
+            let text = String::from_utf8(compressible(len)).unwrap();
+            ws.send(text.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), Some(Message::text(text)));
+        }
+        ws.close(None).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn compression_is_chosen_per_message_and_by_threshold() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    let (mut ws, _) = ClientBuilder::new()
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    assert_eq!(ws.extensions(), "permessage-deflate");
+    let data = compressible(100_000);
+    ws.send_with_compression(data.clone(), false).await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        Some(Message::binary(data.clone()))
+    );
+    ws.send_with_compression("tiny", true).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text("tiny")));
+    // 16 MiB, compressed.
+    let big = compressible(16 << 20);
+    ws.send(big.clone()).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::binary(big)));
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn no_compression_unless_both_sides_want_it() {
+    // Server without deflate: the client's offer is ignored.
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", server.local_addr().unwrap());
+    tokio::spawn(server.serve(|mut ws, _| async move {
+        while let Ok(Some(m)) = ws.recv().await {
+            let _ = ws.send(m).await;
+        }
+    }));
+    let (mut ws, response) = ClientBuilder::new().connect(&url).await.unwrap();
+    assert_eq!(ws.extensions(), "");
+    assert!(response.headers().get("sec-websocket-extensions").is_none());
+    ws.send(compressible(5000)).await.unwrap();
+    assert!(ws.recv().await.unwrap().is_some());
+
+    // A server that must limit the client's window declines a client that can't be limited.
+    let mut limiting = DeflateConfig::default();
+    limiting.client_max_window_bits = Some(10);
+    let addr = deflate_echo_server(limiting, Config::default()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7, permessage-deflate\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        !head.to_lowercase().contains("sec-websocket-extensions"),
+        "{head}"
+    );
+
+    // A client without deflate offers nothing.
+    let (ws, response) = ClientBuilder::new()
+        .deflate(None)
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    assert_eq!(ws.extensions(), "");
+    assert!(response.headers().get("sec-websocket-extensions").is_none());
+}
+
+#[tokio::test]
+async fn malformed_extension_header_gets_400() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; x=\"unterminated\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+}
+
+/// A raw client that negotiated permessage-deflate (default parameters).
+async fn raw_deflate_upgrade(addr: std::net::SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.contains("permessage-deflate"), "{head}");
+    tcp
+}
+
+fn compressed(data: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    Compressor::new(15, &DeflateConfig::default())
+        .compress(data, &mut out)
+        .unwrap();
+    out.to_vec()
+}
+
+#[tokio::test]
+async fn deflate_bomb_is_closed_with_1009() {
+    let mut config = Config::default();
+    config.max_message_size = 1 << 20;
+    let addr = deflate_echo_server(DeflateConfig::default(), config).await;
+    let mut tcp = raw_deflate_upgrade(addr).await;
+    // 256 MiB of zeros compress to a few hundred KiB; the server stops at 1 MiB.
+    let bomb = compressed(&vec![0u8; 256 << 20]);
+    assert!(bomb.len() < 1 << 20);
+    let rss_before = rss_kib();
+    tcp.write_all(&masked_frame(0xc2, &bomb)).await.unwrap();
+    assert_eq!(read_close_code(&mut tcp).await, Some(1009));
+    if let (Some(before), Some(after)) = (rss_before, rss_kib()) {
+        // Far below the 256 MiB the bomb inflates to.
+        assert!(
+            after < before + 64 * 1024,
+            "RSS grew from {before} to {after} KiB"
+        );
+    }
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn corrupt_compressed_data_is_closed_with_1007() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    let mut tcp = raw_deflate_upgrade(addr).await;
+    tcp.write_all(&masked_frame(0xc2, &[0xff, 0xff, 0xff, 0xff, 0x00]))
+        .await
+        .unwrap();
+    assert_eq!(read_close_code(&mut tcp).await, Some(1007));
+}
+
+#[tokio::test]
+async fn rsv1_misuse_is_closed_with_1002() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    // RSV1 on a ping, and on a continuation frame.
+    for frames in [
+        masked_frame(0xc9, b"ping"),
+        [masked_frame(0x02, b"a"), masked_frame(0xc0, b"b")].concat(),
+    ] {
+        let mut tcp = raw_deflate_upgrade(addr).await;
+        tcp.write_all(&frames).await.unwrap();
+        assert_eq!(read_close_code(&mut tcp).await, Some(1002));
+    }
+    // RSV1 without permessage-deflate negotiated.
+    let (plain, _) = common::echo_server(Server::builder()).await;
+    let mut tcp = common::raw_upgrade(plain).await;
+    tcp.write_all(&masked_frame(0xc2, &compressed(b"hello")))
+        .await
+        .unwrap();
+    assert_eq!(read_close_code(&mut tcp).await, Some(1002));
+}
+
+#[tokio::test]
+async fn compressed_text_must_inflate_to_utf8() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    let mut tcp = raw_deflate_upgrade(addr).await;
+    tcp.write_all(&masked_frame(0xc1, &compressed(&[b'a', 0xff, b'b'])))
+        .await
+        .unwrap();
+    assert_eq!(read_close_code(&mut tcp).await, Some(1007));
+    let _ = Duration::from_secs(0);
+}
