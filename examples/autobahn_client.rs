@@ -1,10 +1,12 @@
 //! Runs every case of an Autobahn fuzzingserver with this crate's client, echoing each
-//! message, then asks the fuzzingserver to write its reports.
+//! message, then asks the fuzzingserver to write its reports. permessage-deflate is offered
+//! for every case, in the form each case needs.
 //!
 //! ```text
 //! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 AGENT
 //! ```
 
+use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::{connect, ClientBuilder, Config};
 
 async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
@@ -17,10 +19,43 @@ async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
     Ok(count)
 }
 
+/// The case's id, such as "13.5.1", from the fuzzingserver.
+async fn case_id(base: &str, case: u32) -> Option<String> {
+    let (mut ws, _) = connect(&format!("{base}/getCaseInfo?case={case}"))
+        .await
+        .ok()?;
+    let info = ws.recv().await.ok()??;
+    let _ = ws.close(None).await;
+    let text = info.as_text()?;
+    // {"id": "13.5.1", "description": "..."}: no JSON parser needed for one field.
+    let rest = &text[text.find("\"id\"")? + 4..];
+    let start = rest.find('"')? + 1;
+    let end = start + rest[start..].find('"')?;
+    Some(rest[start..end].to_owned())
+}
+
+/// The permessage-deflate offer a case needs: Autobahn's 13.2, 13.5 and 13.6 cases accept only
+/// offers that include `client_no_context_takeover`; everything else gets our default offer.
+fn deflate_offer(id: Option<&str>) -> DeflateConfig {
+    let mut deflate = DeflateConfig::default();
+    if let Some(id) = id {
+        if ["13.2.", "13.5.", "13.6."]
+            .iter()
+            .any(|p| id.starts_with(p))
+        {
+            deflate.client_no_context_takeover = true;
+        }
+    }
+    deflate
+}
+
 async fn run_case(base: &str, case: u32, agent: &str) -> enim_labore_occaecati::Result<()> {
     let mut config = Config::default();
     config.max_message_size = 64 << 20;
-    let client = ClientBuilder::new().config(config);
+    let id = case_id(base, case).await;
+    let client = ClientBuilder::new()
+        .config(config)
+        .deflate(Some(deflate_offer(id.as_deref())));
     let (mut ws, _) = client
         .connect(&format!("{base}/runCase?case={case}&agent={agent}"))
         .await?;

@@ -1,0 +1,236 @@
+//! permessage-deflate, measured side by side with the seed library (ws under Node) in one run:
+//!
+//! 1. codec throughput: the same 1000 JSON-like 16 KiB messages compressed and inflated with
+//!    context takeover, by our codec and by ws's `PerMessageDeflate` (zlib underneath);
+//! 2. memory per connection: server RSS growth over 200 connections that each exchanged one
+//!    compressed 16 KiB message, for our server (default, and without context takeover with
+//!    idle state released) and for a ws server.
+//!
+//! `cargo bench --bench deflate` (needs `node` and `npm ci` in tests/interop/node). Figures are
+//! for comparison within one run on one machine, not absolute claims.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use enim_labore_occaecati::deflate::codec::{Compressor, Decompressor, TAIL};
+use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::server::Server;
+use enim_labore_occaecati::{ClientBuilder, Message};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const COUNT: usize = 1000;
+const SIZE: usize = 16 << 10;
+const CONNECTIONS: usize = 200;
+
+/// JSON-like records with a counter: the same text benches/deflate-node.js makes.
+fn message(i: usize) -> Vec<u8> {
+    let mut s = String::new();
+    let mut n = 0;
+    while s.len() < SIZE {
+        s.push_str(&format!(
+            r#"{{"id":{},"user":"user-{}","text":"message number {} of batch {}","ok":{}}},"#,
+            i * 1000 + n,
+            (i + n) % 97,
+            n,
+            i,
+            n % 3 == 0
+        ));
+        n += 1;
+    }
+    s.truncate(SIZE);
+    s.into_bytes()
+}
+
+fn ours_throughput(messages: &[Vec<u8>]) -> (f64, f64, usize) {
+    let config = DeflateConfig::default();
+    let mut compressor = Compressor::new(15, &config);
+    let mut wire = Vec::with_capacity(messages.len());
+    let start = Instant::now();
+    for m in messages {
+        let mut out = BytesMut::new();
+        compressor.compress(m, &mut out).unwrap();
+        wire.push(out);
+    }
+    let compress = start.elapsed().as_secs_f64();
+    let mut decompressor = Decompressor::new(15);
+    let start = Instant::now();
+    for w in &wire {
+        let mut out = BytesMut::new();
+        decompressor.inflate(w, &mut out, 1 << 26).unwrap();
+        decompressor.inflate(&TAIL, &mut out, 1 << 26).unwrap();
+        assert_eq!(out.len(), SIZE);
+    }
+    let inflate = start.elapsed().as_secs_f64();
+    (compress, inflate, wire.iter().map(|w| w.len()).sum())
+}
+
+fn json_field(json: &str, key: &str) -> f64 {
+    let rest = &json[json.find(&format!("\"{key}\":")).unwrap() + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].parse().unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs our echo server in this process (re-executed as a child by the benchmark).
+fn serve(no_context_takeover: bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut deflate = DeflateConfig::default();
+        if no_context_takeover {
+            deflate.server_no_context_takeover = true;
+            deflate.client_no_context_takeover = true;
+            deflate.release_idle_state = true;
+        }
+        let server = Server::builder()
+            .deflate(deflate)
+            .track_clients(false)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        println!("LISTENING {}", server.local_addr().unwrap().port());
+        server
+            .serve(|mut ws, _| async move {
+                while let Ok(Some(m)) = ws.recv().await {
+                    if ws.feed(m).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await
+            .unwrap();
+    });
+}
+
+/// Server RSS growth per connection after each of `CONNECTIONS` clients exchanged one
+/// compressed message and went idle.
+async fn memory_per_connection(mut child: tokio::process::Child) -> f64 {
+    let pid = child.id().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let port: u16 = first.strip_prefix("LISTENING ").unwrap().parse().unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = format!("ws://127.0.0.1:{port}/");
+    // One connection first, so lazily initialised runtime state isn't counted.
+    let (mut warm, _) = ClientBuilder::new().connect(&url).await.unwrap();
+    warm.send(Message::binary(message(0))).await.unwrap();
+    warm.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid);
+    let mut held = Vec::new();
+    for i in 0..CONNECTIONS {
+        let (mut ws, _) = ClientBuilder::new().connect(&url).await.unwrap();
+        assert!(ws.extensions().starts_with("permessage-deflate"));
+        ws.send(Message::binary(message(i))).await.unwrap();
+        ws.recv().await.unwrap();
+        held.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid);
+    drop(held);
+    let _ = child.kill().await;
+    (after.saturating_sub(before) as f64 * 1024.0) / CONNECTIONS as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-elo") {
+        serve(args.get(i + 1).map(String::as_str) == Some("nct"));
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let messages: Vec<Vec<u8>> = (0..COUNT).map(message).collect();
+    let (compress, inflate, wire) = ours_throughput(&messages);
+    let node = Command::new("node")
+        .arg(format!("{root}/benches/deflate-node.js"))
+        .args([COUNT.to_string(), SIZE.to_string()])
+        .output()
+        .expect("node");
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let json = String::from_utf8_lossy(&node.stdout).into_owned();
+    let mb = (COUNT * SIZE) as f64 / 1e6;
+    let (node_c, node_i, node_wire) = (
+        json_field(&json, "compress_s"),
+        json_field(&json, "inflate_s"),
+        json_field(&json, "wire_bytes"),
+    );
+    println!("permessage-deflate, {COUNT} messages of {SIZE} bytes, context takeover, level 6, window 15");
+    println!("| | ours | ws (Node) | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| compress, MB/s of input | {:.0} | {:.0} | {:.2}x |",
+        mb / compress,
+        mb / node_c,
+        node_c / compress
+    );
+    println!(
+        "| inflate, MB/s of output | {:.0} | {:.0} | {:.2}x |",
+        mb / inflate,
+        mb / node_i,
+        node_i / inflate
+    );
+    println!(
+        "| compressed size, bytes | {wire} | {node_wire:.0} | {:.3} |",
+        wire as f64 / node_wire
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let spawn = |cmd: &mut tokio::process::Command| {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (ours, ours_nct, node_mem) = runtime.block_on(async {
+        let ours = memory_per_connection(spawn(
+            tokio::process::Command::new(&exe)
+                .arg("--serve-elo")
+                .arg("default"),
+        ))
+        .await;
+        let ours_nct = memory_per_connection(spawn(
+            tokio::process::Command::new(&exe)
+                .arg("--serve-elo")
+                .arg("nct"),
+        ))
+        .await;
+        let node_mem = memory_per_connection(spawn(
+            tokio::process::Command::new("node")
+                .arg(format!("{root}/tests/interop/node/server.js"))
+                .args(["--deflate-options", r#"{"threshold":1024}"#]),
+        ))
+        .await;
+        (ours, ours_nct, node_mem)
+    });
+    println!();
+    println!("server memory per connection after one compressed 16 KiB message each way, {CONNECTIONS} connections (RSS growth)");
+    println!("| server | bytes per connection | vs ws |");
+    println!("|---|---:|---:|");
+    println!(
+        "| ours, context takeover | {ours:.0} | {:.2} |",
+        ours / node_mem
+    );
+    println!(
+        "| ours, no context takeover, idle state released | {ours_nct:.0} | {:.2} |",
+        ours_nct / node_mem
+    );
+    println!("| ws (Node), context takeover | {node_mem:.0} | 1.00 |");
+}
