@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use clap::Args;
 use enim_labore_occaecati::client::ClientStream;
+use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::{ClientBuilder, CloseFrame, Config, Message, Utf8Bytes, WebSocket};
 
 use crate::util::{describe_connect_error, parse_seconds, say, CliError, CliResult};
@@ -39,6 +40,9 @@ pub struct BenchArgs {
     /// Send binary messages (default: text).
     #[arg(long)]
     binary: bool,
+    /// Offer permessage-deflate (compression; default: off, so figures measure framing).
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// Counters the progress line reads while the workers run.
@@ -63,7 +67,8 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     config.close_timeout = Duration::from_secs(2);
     let builder = ClientBuilder::new()
         .config(config)
-        .handshake_timeout(Duration::from_secs(10));
+        .handshake_timeout(Duration::from_secs(10))
+        .deflate(args.deflate.then(DeflateConfig::default));
 
     // Connect everything first, so the handshakes are not part of the measurement.
     let mut connecting = Vec::new();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use enim_labore_occaecati::client::ClientStream;
+use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::{ClientBuilder, CloseCode, CloseFrame, Config, Message, WebSocket};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -36,6 +37,9 @@ pub struct ConnectArgs {
     /// Time allowed for the handshake and, with -x / -w, for the replies.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     timeout: Duration,
+    /// Offer permessage-deflate (compression).
+    #[arg(long)]
+    deflate: bool,
 }
 
 pub async fn run(args: ConnectArgs) -> CliResult<()> {
@@ -45,7 +49,8 @@ pub async fn run(args: ConnectArgs) -> CliResult<()> {
     config.receive_control_frames = !scripted;
     let mut builder = ClientBuilder::new()
         .config(config)
-        .handshake_timeout(args.timeout);
+        .handshake_timeout(args.timeout)
+        .deflate(args.deflate.then(DeflateConfig::default));
     for (name, value) in &args.headers {
         builder = builder.header(name, value);
     }
@@ -63,8 +68,13 @@ pub async fn run(args: ConnectArgs) -> CliResult<()> {
         .protocol()
         .map(|p| format!(", subprotocol {}", escape(p)))
         .unwrap_or_default();
+    let extensions = if ws.extensions().is_empty() {
+        String::new()
+    } else {
+        format!(", {}", escape(ws.extensions()))
+    };
     eprintln!(
-        "connected to {} (HTTP {}{protocol})",
+        "connected to {} (HTTP {}{protocol}{extensions})",
         args.url,
         response.status().as_u16()
     );

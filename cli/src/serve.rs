@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::{ClientInfo, Server, ServerHandle};
 use enim_labore_occaecati::{Config, WebSocket};
 use tokio::net::TcpStream;
@@ -29,6 +30,9 @@ pub struct ServeArgs {
     /// Largest message accepted, in bytes (bigger ones are refused with close code 1009).
     #[arg(long, value_name = "BYTES")]
     max_payload: Option<usize>,
+    /// Accept permessage-deflate (compression) when clients offer it.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +51,9 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         config.max_frame_size = max;
     }
     let mut builder = Server::builder().config(config);
+    if args.deflate {
+        builder = builder.deflate(DeflateConfig::default());
+    }
     if let Some(path) = &args.path {
         builder = builder.path(path.clone());
     }

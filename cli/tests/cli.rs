@@ -388,3 +388,29 @@ fn interactive_session_sends_lines_pings_and_closes() {
     );
     assert!(stderr.contains("closed: 4000 see you"), "{stderr}");
 }
+
+#[test]
+fn serve_and_connect_with_deflate() {
+    let server = serve(&["--deflate"]);
+    let long = "compressible ".repeat(500);
+    let output = elo(&[
+        "connect",
+        &server.url,
+        "--deflate",
+        "-x",
+        &long,
+        "-x",
+        "short",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("permessage-deflate"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stdout), format!("< {long}\n< short\n"));
+    // Without --deflate nothing is offered.
+    let output = elo(&["connect", &server.url, "-x", "plain"]);
+    assert!(output.status.success());
+    assert!(!text(&output.stderr).contains("permessage-deflate"));
+}
