@@ -39,6 +39,8 @@ use crate::proto::connection::{Connection, DataKind, Role, State};
 
 /// Smallest read: big enough that small frames rarely straddle reads.
 const READ_CHUNK: usize = 8 << 10;
+/// Output owed after which `recv` writes before reading more.
+const COALESCE_MAX: usize = 64 << 10;
 /// Largest single reservation before the buffer holds data to justify more (doubling).
 const READ_MAX_STEP: usize = 64 << 10;
 
@@ -98,6 +100,7 @@ pub struct WebSocket<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     write_waiters: Vec<Waker>,
     outbox: Option<Arc<Outbox>>,
+    read_chunk: usize,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -142,6 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_timer: None,
             write_waiters: Vec::new(),
             outbox: None,
+            read_chunk: READ_CHUNK,
         }
     }
 
@@ -434,7 +438,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if self.conn.is_read_closed() {
                 return self.poll_finish(cx);
             }
-            if self.conn.has_output() {
+            // Replies are written when the input runs dry (below), so everything one burst of
+            // input causes goes out in one write; but not later than once COALESCE_MAX bytes
+            // are owed, so a peer that never stops sending still gets its replies.
+            let owed = self.conn.buffered_amount();
+            if owed >= COALESCE_MAX.min(self.conn.config().max_write_buffer) {
                 match self.poll_write_out(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
@@ -449,7 +457,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                 }
             }
-            match ready!(self.poll_read_more(cx)) {
+            let read = match self.poll_read_more(cx) {
+                Poll::Ready(read) => read,
+                Poll::Pending => {
+                    if self.conn.has_output() {
+                        if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                            self.finished = true;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match read {
                 Ok(0) => {
                     self.finished = true;
                     return Poll::Ready(Some(Err(Error::new(ErrorKind::AbnormalClosure))));
@@ -465,13 +485,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize>> {
         let wanted = self.conn.bytes_wanted();
+        let read_chunk = self.read_chunk;
         let buf = self.conn.read_buffer();
-        let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(READ_CHUNK);
+        let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(read_chunk);
         buf.reserve(step);
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.read_eof = true;
+                }
+                // A busy connection reads in larger chunks (fewer system calls per burst); a
+                // quiet one goes back to small ones.
+                if n >= step {
+                    self.read_chunk = (read_chunk * 2).min(READ_MAX_STEP);
+                } else if n < read_chunk / 4 {
+                    self.read_chunk = (read_chunk / 2).max(READ_CHUNK);
                 }
                 Poll::Ready(Ok(n))
             }

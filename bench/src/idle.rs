@@ -1,0 +1,123 @@
+//! The `idle` mode: server memory per idle (handshaken, silent) connection.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::client;
+use crate::sys::{self, ServerProc};
+use crate::Opts;
+
+const DEFAULT_CONNS: usize = 1000;
+
+pub fn run(opts: &Opts) -> Result<(), String> {
+    let conns = match opts.conns.as_deref() {
+        None => DEFAULT_CONNS,
+        Some([n]) => *n,
+        Some(_) => return Err("idle takes one --conns value".to_owned()),
+    };
+    let fd_limit = sys::raise_fd_limit();
+    if (conns as u64) + 64 > fd_limit {
+        return Err(format!(
+            "RLIMIT_NOFILE is {fd_limit}, too low for {conns} connections"
+        ));
+    }
+    let (server_cpu, client_cpu) = crate::placement(opts.pin);
+    if let Some(cpu) = client_cpu {
+        sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut rows = Vec::new();
+    for &imp in &opts.servers {
+        let server = ServerProc::spawn(imp, server_cpu)
+            .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
+        let row = rt.block_on(measure(&server, conns, opts.hold));
+        drop(server);
+        match row {
+            Ok((before, after)) => {
+                eprintln!(
+                    "{}: RSS {} KiB -> {} KiB with {conns} idle connections",
+                    imp.name(),
+                    before / 1024,
+                    after / 1024
+                );
+                rows.push((imp.name(), before, after));
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", imp.name());
+                rows.push((imp.name(), 0, 0));
+            }
+        }
+    }
+
+    println!("\n## Server memory per idle connection\n");
+    println!("Machine: {}", sys::machine_description());
+    println!(
+        "Each server in its own process (tokio current_thread); VmRSS from /proc/PID/status \
+         after one warm-up connection, then again after {conns} connections completed the \
+         handshake and stayed idle for {:.1} s. Per connection = RSS growth / {conns}. Kernel \
+         socket buffers are not in RSS. Figures are relative.\n",
+        opts.hold.as_secs_f64()
+    );
+    println!("| server | RSS before | RSS with {conns} idle | bytes per idle connection |");
+    println!("|---|---:|---:|---:|");
+    for (name, before, after) in rows {
+        if before == 0 {
+            println!("| {name} | error | error | n/a |");
+        } else {
+            println!(
+                "| {name} | {} KiB | {} KiB | {} |",
+                before / 1024,
+                after / 1024,
+                after.saturating_sub(before) / conns as u64
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn measure(server: &ServerProc, conns: usize, hold: Duration) -> Result<(u64, u64), String> {
+    let timeout = Duration::from_secs(10);
+    // One connection first, so one-time allocations are in the baseline.
+    let warm = client::connect(server.addr, timeout)
+        .await
+        .map_err(|e| format!("warm-up connection: {e}"))?;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.rss().map_err(|e| e.to_string())?;
+
+    let mut streams = Vec::with_capacity(conns);
+    while streams.len() < conns {
+        let batch = (conns - streams.len()).min(100);
+        let mut set = JoinSet::new();
+        for _ in 0..batch {
+            set.spawn(client::connect(server.addr, timeout));
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(s)) => streams.push(s),
+                Ok(Err(e)) => return Err(format!("connection {}: {e}", streams.len() + 1)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    tokio::time::sleep(hold).await;
+    let after = server.rss().map_err(|e| e.to_string())?;
+    // Every connection must still be open (the server sent nothing and closed nothing).
+    let mut probe = [0u8; 16];
+    let closed = streams
+        .iter()
+        .filter(|s| !matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .count();
+    if closed > 0 {
+        return Err(format!(
+            "{closed} of {conns} connections were closed or got data while idle"
+        ));
+    }
+    drop(streams);
+    Ok((before, after))
+}

@@ -1,0 +1,172 @@
+//! `elo-bench`: echo-server benchmarks of enim-labore-occaecati against tokio-tungstenite and
+//! fastwebsockets, each server in its own process, driven by one load generator.
+//!
+//! ```text
+//! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
+//!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin]
+//! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
+//! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N]
+//! ```
+//!
+//! Environment: `ELO_BENCH_DURATION` (seconds per measurement), `ELO_BENCH_ROUNDS`,
+//! `ELO_BENCH_QUICK=1`; flags win over the environment.
+
+mod client;
+mod idle;
+mod run;
+mod servers;
+mod sys;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use servers::Impl;
+
+const USAGE: &str = "usage:
+  elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers elo,tungstenite,fastwebsockets]
+                  [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
+  elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin]
+  elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N]
+environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server_cmd(&args[1..]),
+        Some("idle") => parse_opts(&args[1..]).and_then(|o| idle::run(&o)),
+        Some("run") => parse_opts(&args[1..]).and_then(|o| run::run(&o)),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => parse_opts(&args).and_then(|o| run::run(&o)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("elo-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server_cmd(args: &[String]) -> Result<(), String> {
+    let [imp, addr, rest @ ..] = args else {
+        return Err(USAGE.to_owned());
+    };
+    let imp = Impl::parse(imp).ok_or_else(|| format!("unknown server {imp:?}\n{USAGE}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    let cpu = match rest {
+        [] => None,
+        [flag, n] if flag == "--cpu" => Some(n.parse().map_err(|_| format!("bad --cpu {n:?}"))?),
+        _ => return Err(USAGE.to_owned()),
+    };
+    servers::run(imp, addr, cpu).map_err(|e| format!("{} server: {e}", imp.name()))
+}
+
+/// Options of `run` and `idle`.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub quick: bool,
+    pub duration: Duration,
+    pub rounds: usize,
+    pub servers: Vec<Impl>,
+    pub payloads: Option<Vec<usize>>,
+    pub conns: Option<Vec<usize>>,
+    pub inflight: Option<Vec<usize>>,
+    pub pin: bool,
+    pub hold: Duration,
+}
+
+fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(|_| format!("bad {what} {x:?}")))
+        .collect()
+}
+
+fn secs(s: &str, what: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("bad {what} {s:?} (seconds, 0 < s <= 600)"))
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut quick = env("ELO_BENCH_QUICK").is_some_and(|v| v != "0");
+    let mut duration = env("ELO_BENCH_DURATION")
+        .map(|v| secs(&v, "ELO_BENCH_DURATION"))
+        .transpose()?;
+    let mut rounds = env("ELO_BENCH_ROUNDS")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| format!("bad ELO_BENCH_ROUNDS {v:?}"))
+        })
+        .transpose()?;
+    let mut opts = Opts {
+        quick: false,
+        duration: Duration::ZERO,
+        rounds: 0,
+        servers: Impl::ALL.to_vec(),
+        payloads: None,
+        conns: None,
+        inflight: None,
+        pin: true,
+        hold: Duration::from_secs(1),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--duration" => duration = Some(secs(&value()?, "--duration")?),
+            "--rounds" => rounds = Some(value()?.parse().map_err(|_| "bad --rounds")?),
+            "--servers" => {
+                opts.servers = value()?
+                    .split(',')
+                    .map(|s| Impl::parse(s.trim()).ok_or_else(|| format!("unknown server {s:?}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--payloads" => opts.payloads = Some(list(&value()?, "payload")?),
+            "--conns" => opts.conns = Some(list(&value()?, "connection count")?),
+            "--inflight" => opts.inflight = Some(list(&value()?, "in-flight count")?),
+            "--hold" => opts.hold = secs(&value()?, "--hold")?,
+            "--no-pin" => opts.pin = false,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    opts.quick = quick;
+    opts.duration = duration.unwrap_or(if quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(2)
+    });
+    opts.rounds = rounds.unwrap_or(if quick { 1 } else { 3 }).clamp(1, 50);
+    if opts.servers.is_empty() {
+        return Err("no servers".to_owned());
+    }
+    let bad = |v: &Option<Vec<usize>>, max: usize| v.iter().flatten().any(|&x| x == 0 || x > max);
+    if bad(&opts.payloads, 64 << 20) || bad(&opts.conns, 10_000) || bad(&opts.inflight, 1024) {
+        return Err("payloads, conns and inflight must be positive (and sane)".to_owned());
+    }
+    Ok(opts)
+}
+
+/// CPU placement: servers on the first allowed CPU, the load generator on the second, when
+/// there are at least two.
+pub fn placement(pin: bool) -> (Option<usize>, Option<usize>) {
+    let cpus = sys::allowed_cpus();
+    if pin && cpus.len() >= 2 {
+        (Some(cpus[0]), Some(cpus[1]))
+    } else {
+        (None, None)
+    }
+}

@@ -1,0 +1,521 @@
+//! The `run` mode: throughput and server CPU per message, servers interleaved.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::client;
+use crate::servers::Impl;
+use crate::sys::{self, ServerProc};
+use crate::Opts;
+
+/// Payloads at or above this size use at most `BIG_MAX_CONNS` connections.
+const BIG_PAYLOAD: usize = 1 << 20;
+const BIG_MAX_CONNS: usize = 64;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scenario {
+    pub payload: usize,
+    pub conns: usize,
+    pub k: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    msgs_per_s: f64,
+    cpu_us_per_msg: f64,
+    /// Server CPU time over wall time, in percent of one core.
+    server_util: f64,
+    /// Load generator CPU time over wall time, in percent of one core.
+    client_util: f64,
+    /// CPU used by other processes on the machine meanwhile, in percent of one core.
+    other_util: f64,
+    error: Option<String>,
+}
+
+fn plan(opts: &Opts) -> (Vec<Scenario>, Vec<String>) {
+    let payloads = opts.payloads.clone().unwrap_or_else(|| {
+        if opts.quick {
+            vec![16, 1024, 1 << 20]
+        } else {
+            vec![16, 1024, 16 << 10, 1 << 20]
+        }
+    });
+    let conns = opts.conns.clone().unwrap_or_else(|| {
+        if opts.quick {
+            vec![1, 64]
+        } else {
+            vec![1, 64, 256]
+        }
+    });
+    let ks = opts.inflight.clone().unwrap_or_else(|| vec![1, 16]);
+    let mut scenarios = Vec::new();
+    let mut notes = Vec::new();
+    for &payload in &payloads {
+        for &c in &conns {
+            for &k in &ks {
+                if payload >= BIG_PAYLOAD && c > BIG_MAX_CONNS {
+                    let note = format!(
+                        "{} payloads: {} connections skipped (at most {BIG_MAX_CONNS} \
+                         connections for payloads >= 1 MiB, to bound the bytes in flight)",
+                        size(payload),
+                        c
+                    );
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                    continue;
+                }
+                scenarios.push(Scenario {
+                    payload,
+                    conns: c,
+                    k,
+                });
+            }
+        }
+    }
+    (scenarios, notes)
+}
+
+pub fn run(opts: &Opts) -> Result<(), String> {
+    let fd_limit = sys::raise_fd_limit();
+    let (server_cpu, client_cpu) = crate::placement(opts.pin);
+    if let Some(cpu) = client_cpu {
+        sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
+    }
+    let (scenarios, mut notes) = plan(opts);
+    let max_conns = scenarios.iter().map(|s| s.conns).max().unwrap_or(0);
+    if (max_conns as u64) * 2 + 64 > fd_limit {
+        return Err(format!(
+            "RLIMIT_NOFILE is {fd_limit}, too low for {max_conns} connections"
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut procs = Vec::new();
+    for &imp in &opts.servers {
+        let proc = ServerProc::spawn(imp, server_cpu)
+            .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
+        procs.push(proc);
+    }
+    // Correctness first: every server must echo every payload size byte for byte.
+    let payload_sizes: std::collections::BTreeSet<usize> =
+        scenarios.iter().map(|s| s.payload).collect();
+    for proc in &procs {
+        for &p in &payload_sizes {
+            rt.block_on(client::verify_echo(proc.addr, &client::payload(p)))
+                .map_err(|e| {
+                    format!(
+                        "{} server failed the echo check ({p} B): {e}",
+                        proc.imp.name()
+                    )
+                })?;
+        }
+    }
+
+    let warmup = (opts.duration / 8).min(Duration::from_millis(250));
+    let total = scenarios.len() * procs.len() * opts.rounds;
+    let estimate = (opts.duration + warmup + Duration::from_millis(150)) * total as u32;
+    eprintln!(
+        "elo-bench: {} scenarios x {} servers x {} rounds = {total} measurements of {:.1} s \
+         (+{:.2} s warm-up each), about {:.0} s",
+        scenarios.len(),
+        procs.len(),
+        opts.rounds,
+        opts.duration.as_secs_f64(),
+        warmup.as_secs_f64(),
+        estimate.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let mut results: BTreeMap<(Scenario, usize), Vec<Sample>> = BTreeMap::new();
+    let mut done = 0;
+    for (si, sc) in scenarios.iter().enumerate() {
+        let frame = client::masked_frame(&client::payload(sc.payload));
+        let frame_len = frame.len();
+        let frames = Arc::new(frame.repeat(sc.k));
+        for round in 0..opts.rounds {
+            let n = procs.len();
+            for j in 0..n {
+                let idx = (j + si + round) % n;
+                let sample = rt.block_on(measure(
+                    &procs[idx],
+                    sc,
+                    &frames,
+                    frame_len,
+                    opts.duration,
+                    warmup,
+                ));
+                procs[idx].wait_idle(Duration::from_secs(3));
+                done += 1;
+                eprintln!(
+                    "[{done:>3}/{total}] {:>7} c={:<3} K={:<2} {:<14} {:>10.0} msg/s {:>8.2} µs/msg \
+                     srv {:>3.0}% gen {:>3.0}% other {:>3.0}%{}",
+                    size(sc.payload),
+                    sc.conns,
+                    sc.k,
+                    procs[idx].imp.name(),
+                    sample.msgs_per_s,
+                    sample.cpu_us_per_msg,
+                    sample.server_util,
+                    sample.client_util,
+                    sample.other_util,
+                    sample
+                        .error
+                        .as_deref()
+                        .map(|e| format!("  ERROR: {e}"))
+                        .unwrap_or_default()
+                );
+                if !procs[idx].alive() {
+                    let imp = procs[idx].imp;
+                    notes.push(format!(
+                        "{} server died during {} c={} K={}; restarted",
+                        imp.name(),
+                        size(sc.payload),
+                        sc.conns,
+                        sc.k
+                    ));
+                    procs[idx] = ServerProc::spawn(imp, server_cpu)
+                        .map_err(|e| format!("restarting {} server: {e}", imp.name()))?;
+                }
+                results.entry((*sc, idx)).or_default().push(sample);
+            }
+        }
+    }
+    drop(procs);
+
+    print_report(
+        opts,
+        &scenarios,
+        &results,
+        &notes,
+        server_cpu,
+        client_cpu,
+        started.elapsed(),
+    );
+    Ok(())
+}
+
+async fn measure(
+    server: &ServerProc,
+    sc: &Scenario,
+    frames: &Arc<Vec<u8>>,
+    frame_len: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> Sample {
+    let fail = |e: String| Sample {
+        error: Some(e),
+        ..Sample::default()
+    };
+    // Connect everything first (64 handshakes at a time), then start the load.
+    let mut streams = Vec::with_capacity(sc.conns);
+    while streams.len() < sc.conns {
+        let batch = (sc.conns - streams.len()).min(64);
+        let mut set = JoinSet::new();
+        for _ in 0..batch {
+            set.spawn(client::connect(server.addr, CONNECT_TIMEOUT));
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(s)) => streams.push(s),
+                Ok(Err(e)) => return fail(format!("connect: {e}")),
+                Err(e) => return fail(format!("connect task: {e}")),
+            }
+        }
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for stream in streams {
+        tasks.spawn(client::drive(
+            stream,
+            frames.clone(),
+            frame_len,
+            sc.k,
+            sc.payload,
+            counter.clone(),
+        ));
+    }
+    let me = std::process::id();
+    tokio::time::sleep(warmup).await;
+    let (m0, s0, c0, b0, t0) = (
+        counter.load(Ordering::Relaxed),
+        server.cpu_us().unwrap_or(0),
+        sys::cpu_time_us(me).unwrap_or(0),
+        sys::machine_busy_us().unwrap_or(0),
+        Instant::now(),
+    );
+    tokio::time::sleep(duration).await;
+    let (m1, s1, c1, b1, t1) = (
+        counter.load(Ordering::Relaxed),
+        server.cpu_us().unwrap_or(0),
+        sys::cpu_time_us(me).unwrap_or(0),
+        sys::machine_busy_us().unwrap_or(0),
+        Instant::now(),
+    );
+    // Connections that failed before the end.
+    let mut error = None;
+    while let Some(r) = tasks.try_join_next() {
+        if let Ok(Err(e)) = r {
+            error.get_or_insert(format!("connection failed: {e}"));
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+
+    let wall = (t1 - t0).as_secs_f64();
+    let msgs = (m1 - m0) as f64;
+    let cpu = s1.saturating_sub(s0) as f64;
+    Sample {
+        msgs_per_s: msgs / wall,
+        cpu_us_per_msg: if msgs > 0.0 { cpu / msgs } else { f64::NAN },
+        server_util: cpu / (wall * 1e4),
+        client_util: c1.saturating_sub(c0) as f64 / (wall * 1e4),
+        other_util: b1
+            .saturating_sub(b0)
+            .saturating_sub(s1.saturating_sub(s0) + c1.saturating_sub(c0))
+            as f64
+            / (wall * 1e4),
+        error,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+pub fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn rate(x: f64) -> String {
+    if !x.is_finite() {
+        "n/a".to_owned()
+    } else if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn micros(x: f64) -> String {
+    if !x.is_finite() {
+        "n/a".to_owned()
+    } else if x < 10.0 {
+        format!("{x:.2}")
+    } else if x < 1000.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_report(
+    opts: &Opts,
+    scenarios: &[Scenario],
+    results: &BTreeMap<(Scenario, usize), Vec<Sample>>,
+    notes: &[String],
+    server_cpu: Option<usize>,
+    client_cpu: Option<usize>,
+    elapsed: Duration,
+) {
+    let names: Vec<&str> = opts.servers.iter().map(|i| i.name()).collect();
+    let elo = opts.servers.iter().position(|&i| i == Impl::Elo);
+    let stats = |sc: &Scenario, i: usize| -> (f64, f64, f64, f64, f64, bool) {
+        let samples = results.get(&(*sc, i)).map(Vec::as_slice).unwrap_or(&[]);
+        let rates: Vec<f64> = samples.iter().map(|s| s.msgs_per_s).collect();
+        let med = median(rates.clone());
+        let spread = if med > 0.0 {
+            let max = rates.iter().cloned().fold(f64::MIN, f64::max);
+            let min = rates.iter().cloned().fold(f64::MAX, f64::min);
+            (max - min) / med * 100.0
+        } else {
+            f64::NAN
+        };
+        (
+            med,
+            median(samples.iter().map(|s| s.cpu_us_per_msg).collect()),
+            median(samples.iter().map(|s| s.server_util).collect()),
+            median(samples.iter().map(|s| s.client_util).collect()),
+            spread,
+            samples.iter().any(|s| s.error.is_some()),
+        )
+    };
+
+    println!("\n## Echo throughput: elo vs tokio-tungstenite vs fastwebsockets\n");
+    println!("Machine: {}", sys::machine_description());
+    match (server_cpu, client_cpu) {
+        (Some(s), Some(c)) => println!(
+            "Placement: each server process pinned to CPU {s} (tokio current_thread), load \
+             generator pinned to CPU {c} (tokio current_thread)."
+        ),
+        _ => println!("Placement: not pinned."),
+    }
+    println!(
+        "Run: {:.1} s per measurement after a {:.2} s warm-up, median of {} round(s), servers \
+         interleaved (rotated within each scenario); total {:.0} s.",
+        opts.duration.as_secs_f64(),
+        (opts.duration / 8)
+            .min(Duration::from_millis(250))
+            .as_secs_f64(),
+        opts.rounds,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "Figures are relative: the same load generator on the same machine, loopback only; \
+         absolute numbers depend on the machine. K = messages in flight per connection; \
+         payloads are binary messages echoed unchanged. CPU µs/msg = server process \
+         utime+stime (from /proc/PID/stat, 10 ms ticks) / messages echoed. Ratios are msgs/s; \
+         above 1 means elo is faster."
+    );
+    for note in notes {
+        println!("Note: {note}");
+    }
+    println!();
+
+    let mut header = "| payload | conns | K |".to_owned();
+    let mut rule = "|---:|---:|---:|".to_owned();
+    for n in &names {
+        header += &format!(" {n} msg/s | {n} CPU µs/msg |");
+        rule += "---:|---:|";
+    }
+    let others: Vec<usize> = (0..names.len()).filter(|&i| Some(i) != elo).collect();
+    if elo.is_some() {
+        for &o in &others {
+            header += &format!(" elo/{} |", names[o]);
+            rule += "---:|";
+        }
+    }
+    println!("{header}\n{rule}");
+    let mut log_ratio_sums = vec![(0.0f64, 0usize); names.len()];
+    for sc in scenarios {
+        let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
+        for i in 0..names.len() {
+            let (rate_med, cpu, _, _, _, err) = stats(sc, i);
+            let mark = if err { " (!)" } else { "" };
+            row += &format!(" {}{mark} | {} |", rate(rate_med), micros(cpu));
+        }
+        if let Some(e) = elo {
+            let base = stats(sc, e).0;
+            for &o in &others {
+                let r = base / stats(sc, o).0;
+                if r.is_finite() && r > 0.0 {
+                    log_ratio_sums[o].0 += r.ln();
+                    log_ratio_sums[o].1 += 1;
+                    row += &format!(" {r:.2} |");
+                } else {
+                    row += " n/a |";
+                }
+            }
+        }
+        println!("{row}");
+    }
+    if elo.is_some() {
+        println!();
+        for &o in &others {
+            let (sum, n) = log_ratio_sums[o];
+            if n > 0 {
+                println!(
+                    "Geometric mean of elo/{} (msgs/s) over {n} scenarios: {:.2}",
+                    names[o],
+                    (sum / n as f64).exp()
+                );
+            }
+        }
+    }
+
+    println!("\n### Details\n");
+    println!(
+        "MB/s = echoed payload bytes per second, one direction (10^6 bytes). srv % = server \
+         CPU over wall time (100 = one core busy). spread = (max - min) / median of msgs/s \
+         over the rounds. gen % = load generator CPU (100 = its core saturated: the client, \
+         not the server, may then be the limit). Neither counts the kernel's softirq time for \
+         loopback delivery. other % = highest CPU use by other processes on the machine during \
+         any measurement of the row (user+system from /proc/stat minus ours).\n"
+    );
+    let mut header = "| payload | conns | K |".to_owned();
+    let mut rule = "|---:|---:|---:|".to_owned();
+    for n in &names {
+        header += &format!(" {n} MB/s | srv % | spread | gen % |");
+        rule += "---:|---:|---:|---:|";
+    }
+    header += " other % |";
+    rule += "---:|";
+    println!("{header}\n{rule}");
+    let mut worst_other = 0.0f64;
+    for sc in scenarios {
+        let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
+        for i in 0..names.len() {
+            let (rate_med, _, srv, gen, spread, _) = stats(sc, i);
+            row += &format!(
+                " {:.1} | {:.0} | {:.1}% | {:.0} |",
+                rate_med * sc.payload as f64 / 1e6,
+                srv,
+                spread,
+                gen
+            );
+        }
+        let other = (0..names.len())
+            .flat_map(|i| results.get(&(*sc, i)).into_iter().flatten())
+            .map(|s| s.other_util)
+            .fold(0.0f64, f64::max);
+        worst_other = worst_other.max(other);
+        row += &format!(" {other:.0} |");
+        println!("{row}");
+    }
+    if worst_other > 10.0 {
+        println!(
+            "\nWarning: other processes used up to {worst_other:.0}% of a core during the run; \
+             rows with a high other % are less reliable."
+        );
+    }
+    let names = &names;
+    let errors: Vec<String> = results
+        .iter()
+        .flat_map(|((sc, i), samples)| {
+            samples.iter().filter_map(move |s| {
+                s.error.as_ref().map(|e| {
+                    format!(
+                        "{} c={} K={} {}: {e}",
+                        size(sc.payload),
+                        sc.conns,
+                        sc.k,
+                        names[*i]
+                    )
+                })
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        println!("\n### Errors (rows marked (!))\n");
+        for e in errors {
+            println!("- {e}");
+        }
+    }
+}

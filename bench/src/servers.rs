@@ -1,0 +1,175 @@
+//! The three echo servers under test. Each runs on a tokio current_thread runtime in its own
+//! process (`elo-bench server <impl> <addr>`) and echoes every data message unchanged.
+//!
+//! All three set TCP_NODELAY on accepted sockets (ours does it inside `serve`; for the other
+//! two it is one line here) so that Nagle's algorithm cannot add delayed-ACK stalls to any of
+//! them.
+
+use std::error::Error;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Elo,
+    Tungstenite,
+    FastWebSockets,
+}
+
+impl Impl {
+    pub const ALL: [Impl; 3] = [Impl::Elo, Impl::Tungstenite, Impl::FastWebSockets];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Elo => "elo",
+            Impl::Tungstenite => "tungstenite",
+            Impl::FastWebSockets => "fastwebsockets",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Impl> {
+        Impl::ALL.into_iter().find(|i| i.name() == s)
+    }
+}
+
+/// Entry point of the `server` subcommand. Prints `READY <addr>` on stdout once listening.
+pub fn run(imp: Impl, addr: SocketAddr, cpu: Option<usize>) -> Result<(), BoxError> {
+    crate::sys::die_with_parent();
+    if let Some(cpu) = cpu {
+        crate::sys::pin_to_cpu(cpu)?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match imp {
+            Impl::Elo => elo(addr).await,
+            Impl::Tungstenite => tungstenite(addr).await,
+            Impl::FastWebSockets => fastwebsockets(addr).await,
+        }
+    })
+}
+
+fn ready(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "READY {addr}");
+    let _ = out.flush();
+}
+
+/// Ours: `feed` queues the echo, `recv` flushes everything queued before waiting for input,
+/// so the replies to one read go out in one write.
+async fn elo(addr: SocketAddr) -> Result<(), BoxError> {
+    let server = enim_labore_occaecati::server::Server::builder()
+        .track_clients(false)
+        .bind(addr)
+        .await?;
+    ready(server.local_addr()?);
+    server
+        .serve(|mut ws, _client| async move {
+            while let Ok(Some(message)) = ws.recv().await {
+                if ws.feed(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            // Out of file descriptors and the like: back off, as a real server would.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// tokio-tungstenite, as in its `examples/echo-server.rs`: `accept_async`, split, and
+/// `forward` the (data-only) read half into the write half. `Forward` flushes the sink only
+/// when the stream has nothing ready, so it batches replies too. Default `WebSocketConfig`
+/// (64 MiB messages, 16 MiB frames) is enough for 1 MiB payloads. The example's
+/// `expect`/logging on errors is dropped: the load generator resets connections at the end
+/// of every measurement.
+async fn tungstenite(addr: SocketAddr) -> Result<(), BoxError> {
+    use futures_util::{future, StreamExt, TryStreamExt};
+
+    let listener = TcpListener::bind(addr).await?;
+    ready(listener.local_addr()?);
+    loop {
+        let stream = accept(&listener).await;
+        tokio::spawn(async move {
+            let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            let (write, read) = ws.split();
+            let _ = read
+                .try_filter(|msg| future::ready(msg.is_text() || msg.is_binary()))
+                .forward(write)
+                .await;
+        });
+    }
+}
+
+/// fastwebsockets, as in its `examples/echo_server.rs`: hyper http1 connection with
+/// upgrades, `upgrade::upgrade`, a `FragmentCollector` (whole messages), auto close and auto
+/// pong on, `read_frame` + `write_frame`, the handler run `unconstrained` as the example does.
+async fn fastwebsockets(addr: SocketAddr) -> Result<(), BoxError> {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+
+    let listener = TcpListener::bind(addr).await?;
+    ready(listener.local_addr()?);
+    loop {
+        let stream = accept(&listener).await;
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = http1::Builder::new()
+                .serve_connection(io, service_fn(fws_upgrade))
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+async fn fws_upgrade(
+    mut req: hyper::Request<hyper::body::Incoming>,
+) -> Result<
+    hyper::Response<http_body_util::Empty<hyper::body::Bytes>>,
+    fastwebsockets::WebSocketError,
+> {
+    let (response, fut) = fastwebsockets::upgrade::upgrade(&mut req)?;
+    tokio::task::spawn(async move {
+        let _ = tokio::task::unconstrained(fws_echo(fut)).await;
+    });
+    Ok(response)
+}
+
+async fn fws_echo(
+    fut: fastwebsockets::upgrade::UpgradeFut,
+) -> Result<(), fastwebsockets::WebSocketError> {
+    use fastwebsockets::OpCode;
+
+    let mut ws = fut.await?;
+    ws.set_auto_close(true);
+    ws.set_auto_pong(true);
+    let mut ws = fastwebsockets::FragmentCollector::new(ws);
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Close => break,
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
