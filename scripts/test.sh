@@ -58,7 +58,7 @@ for runner in wstest kosoku; do
         [[ $runner == kosoku ]] && extra=(--allow-kosoku-defects)
         subject=()
         [[ $direction == server ]] && subject=(-- --deflate)
-        if bash scripts/conformance/run.sh --no-install --timeout 1500 "${extra[@]}" \
+        if bash scripts/conformance/run.sh --no-install --timeout 1200 "${extra[@]}" \
             "$runner" "$direction" "$CASES" "target/conformance/$runner-$direction" "${subject[@]}"; then
             passed=$((passed + 1))
         else

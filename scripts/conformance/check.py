@@ -17,12 +17,19 @@ expected cases are the --cases patterns (comma-separated, `*` globs such as
 least --expect-min cases.
 
 --allow-kosoku-defects tolerates, and lists separately, only the known defects
-of kosoku 0.1.0: behavior ERROR with "Strings must be encoded before hashing"
-on 13.2.*, 13.5.*, 13.6.*, 13.7.*; and on 9.3.1 / 9.4.1 the case's own
-100-second time-out ("Did not receive message within 100 seconds." FAILED,
-behaviorClose clean, the full 100 s elapsed and kosoku closed the connection
-itself; a peer that fails the connection early is not tolerated). Nothing else
-is tolerated.
+of kosoku 0.1.0 (check the same subject with wstest, which has neither):
+- behavior ERROR with "Strings must be encoded before hashing" on 12.*/13.*
+  (a TypeError in the runner's case code; seen on 13.2.*, 13.5.*-13.7.*, and
+  with our deflate subjects also 12.1.1-3, 13.1.1-3);
+- client direction, 13.2.*/13.5.*-13.7.*: UNIMPLEMENTED because kosoku's
+  fuzzingserver declined a permessage-deflate offer that lacked
+  client_no_context_takeover (the report shows the offer and no extension in
+  the response);
+- 9.3.1 / 9.4.1 running into the case's own 100-second limit on two cores:
+  FAILED "Did not receive message within 100 seconds.", behaviorClose clean,
+  the full 100 s elapsed and kosoku closed the connection itself (a peer that
+  fails the connection early is not tolerated).
+Nothing else is tolerated.
 
 Exit status: 0 clean, 1 not clean or cases missing, 2 bad usage / no report.
 The last line is `conformance: N passed, N failed, N skipped` (skipped =
@@ -42,8 +49,17 @@ BEHAVIORS = ["OK", "INFORMATIONAL", "NON-STRICT", "FAILED", "UNIMPLEMENTED", "ER
 CLOSE_BEHAVIORS = ["OK", "INFORMATIONAL", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT", "FAILED"]
 
 KOSOKU_HASH_MSG = "Strings must be encoded before hashing"
-KOSOKU_HASH_CASES = ["13.2.*", "13.5.*", "13.6.*", "13.7.*"]
+# The message is a TypeError raised by the runner's own case code (sha1 of a
+# str) in case12_x_x.py, which generates every 12.* and 13.* case. First seen
+# on 13.2.*/13.5.*-13.7.*; with the project's deflate subjects it also hits
+# 12.1.1-3 and 13.1.1-3 (small text messages), so it is tolerated on 12.*/13.*.
+KOSOKU_HASH_CASES = ["12.*", "13.*"]
+# kosoku's fuzzingserver only lets these cases' server side ask for
+# client_no_context_takeover when the client offered that parameter (wstest,
+# like RFC 7692, does not need the offer), so it declines the offer -> UNIMPLEMENTED.
+KOSOKU_NCT_CASES = ["13.2.*", "13.5.*", "13.6.*", "13.7.*"]
 KOSOKU_TIMEOUT_CASES = ["9.3.1", "9.4.1"]
+_PMD_RE = r"^sec-websocket-extensions:[^\r\n]*permessage-deflate[^\r\n]*"
 
 
 def split_patterns(values):
@@ -121,6 +137,12 @@ def kosoku_defect(case_id, entry, details):
         blob = json.dumps(details)
         if KOSOKU_HASH_MSG in result or KOSOKU_HASH_MSG in blob:
             return "kosoku defect: ERROR '%s'" % KOSOKU_HASH_MSG
+    if matches(case_id, KOSOKU_NCT_CASES) and beh == "UNIMPLEMENTED" and details.get("isServer"):
+        offer = re.search(_PMD_RE, details.get("httpRequest") or "", re.I | re.M)
+        answer = re.search(_PMD_RE, details.get("httpResponse") or "", re.I | re.M)
+        if offer and "client_no_context_takeover" not in offer.group(0) and not answer:
+            return ("kosoku defect: fuzzingserver declined the permessage-deflate offer "
+                    "(it wants client_no_context_takeover in the offer)")
     if case_id in KOSOKU_TIMEOUT_CASES and beh == "FAILED" and entry.get("behaviorClose") in CLEAN:
         # The case's own limit ran out: kosoku waited the full WAITSECS, then
         # closed the connection itself (as opposed to a peer that failed it).
@@ -150,8 +172,8 @@ def compact_ids(ids, limit=60):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(
-        description="Check an Autobahn index.json; exit 1 unless every expected case is OK/INFORMATIONAL.")
+    ap = argparse.ArgumentParser(description=__doc__[__doc__.index("REPORT is"):],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", help="report folder or index.json")
     ap.add_argument("--cases", action="append",
                     help="expected case patterns, comma-separated (e.g. '1.*,2.*,9.7.1'); repeatable")
@@ -159,8 +181,7 @@ def main(argv=None):
     ap.add_argument("--expect-min", type=int, default=0, help="fail if the report holds fewer cases")
     ap.add_argument("--agent", help="agent to check (default: the only agent in index.json)")
     ap.add_argument("--allow-kosoku-defects", action="store_true",
-                    help="tolerate only the known kosoku 0.1.0 defects (13.2/13.5-13.7 hashing ERROR, "
-                         "9.3.1/9.4.1 time-outs); listed separately")
+                    help="tolerate the known kosoku 0.1.0 defects described above; listed separately")
     ap.add_argument("--case-list", default=os.path.join(HERE, "case-ids.txt"),
                     help="all case ids, one a line (default: case-ids.txt beside this script)")
     ap.add_argument("--label", default="", help="name printed in the header (e.g. 'wstest server')")
