@@ -336,3 +336,25 @@ async fn heartbeat_client_stays_while_pinged_and_terminates_when_not() {
     );
     assert!(started.elapsed() >= Duration::from_millis(1100));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_stream_pipes_stdin_to_the_server_and_back_to_stdout() {
+    let url = echo_server().await;
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(support::example("byte_stream"))
+            .arg(&url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello through a byte stream\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(stdout(&output), "hello through a byte stream\n");
+}

@@ -15,8 +15,10 @@
 //! `recv` stops reading from a peer that doesn't read the replies it causes (pongs, echoes) while
 //! the buffer is over that mark, so memory stays bounded.
 
+mod byte_stream;
 mod split;
 
+pub use byte_stream::ByteStream;
 pub use split::{WsReader, WsWriter};
 
 use std::future::{poll_fn, Future as _};
