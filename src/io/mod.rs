@@ -43,6 +43,13 @@ use crate::proto::connection::{Connection, DataKind, Role, State};
 const READ_CHUNK: usize = 8 << 10;
 /// Output owed after which `recv` writes before reading more.
 const COALESCE_MAX: usize = 64 << 10;
+/// Spare read buffers kept per thread (each at most `READ_MAX_STEP` bytes).
+const SPARE_READ_BUFFERS_MAX: usize = 16;
+
+thread_local! {
+    static SPARE_READ_BUFFERS: std::cell::RefCell<Vec<BytesMut>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
 /// Largest single reservation before the buffer holds data to justify more (doubling).
 const READ_MAX_STEP: usize = 64 << 10;
 
@@ -489,6 +496,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let wanted = self.conn.bytes_wanted();
         let read_chunk = self.read_chunk;
         let buf = self.conn.read_buffer();
+        if buf.capacity() == 0 {
+            if let Some(spare) = SPARE_READ_BUFFERS.with(|pool| pool.borrow_mut().pop()) {
+                *buf = spare;
+            }
+        }
         let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(read_chunk);
         buf.reserve(step);
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
@@ -508,8 +520,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
             Poll::Pending => {
                 if buf.is_empty() {
-                    // Idle connections hold no read buffer.
-                    *buf = BytesMut::new();
+                    // Idle connections hold no read buffer: it goes back to this thread's
+                    // spares (when nothing else still shares it) for the next connection that
+                    // has input, so busy connections don't allocate one per wake-up either.
+                    let mut spare = std::mem::take(buf);
+                    if spare.capacity() <= READ_MAX_STEP && spare.try_reclaim(READ_CHUNK) {
+                        SPARE_READ_BUFFERS.with(|pool| {
+                            let mut pool = pool.borrow_mut();
+                            if pool.len() < SPARE_READ_BUFFERS_MAX {
+                                pool.push(spare);
+                            }
+                        });
+                    }
                 }
                 Poll::Pending
             }

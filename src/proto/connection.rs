@@ -296,12 +296,9 @@ impl Connection {
             let header = frame.header;
             let len = frame.len;
             self.frame = None;
+            // The payload shares the read buffer's allocation; once the application drops it,
+            // the next read reuses the allocation (`BytesMut::reserve` reclaims it).
             let payload = self.read_buf.split_to(len).freeze();
-            if self.read_buf.is_empty() {
-                // Let the next read start a fresh buffer rather than growing one whose front
-                // is still shared with payloads handed to the application.
-                self.read_buf = BytesMut::new();
-            }
             if let Some(message) = self.complete_frame(header, payload)? {
                 return Ok(Some(message));
             }
@@ -701,10 +698,15 @@ impl Connection {
         if let Some(pong) = self.pending_pong.take() {
             self.write_frame(OpCode::Pong, true, &pong);
         }
-        self.seal_staging();
         let mut n = 0;
         for (slot, chunk) in dst.iter_mut().zip(self.queue.iter()) {
             *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        // The staging buffer follows the queue; it is written in place, not sealed into a
+        // shared buffer, so small frames cost no allocation.
+        if n < dst.len() && n == self.queue.len() && !self.staging.is_empty() {
+            dst[n] = IoSlice::new(&self.staging);
             n += 1;
         }
         n
@@ -712,22 +714,31 @@ impl Connection {
 
     /// Marks `n` bytes of output as written.
     pub fn consume_output(&mut self, mut n: usize) {
-        self.queued_len -= n.min(self.queued_len);
         while n > 0 {
             let Some(front) = self.queue.front_mut() else {
                 break;
             };
-            if n >= front.len() {
-                n -= front.len();
+            let len = front.len();
+            if n >= len {
+                n -= len;
+                self.queued_len -= len;
                 self.queue.pop_front();
             } else {
                 front.advance(n);
+                self.queued_len -= n;
                 n = 0;
             }
         }
-        if self.queue.is_empty() && self.staging.capacity() > 64 << 10 {
-            // Don't let one large burst pin a large staging buffer on an idle connection.
-            self.staging = BytesMut::new();
+        if n > 0 {
+            self.staging.advance(n.min(self.staging.len()));
+        }
+        if self.queue.is_empty() && self.staging.is_empty() {
+            if self.staging.capacity() > 64 << 10 {
+                // Don't let one large burst pin a large staging buffer on an idle connection.
+                self.staging = BytesMut::new();
+            } else {
+                self.staging.clear();
+            }
         }
     }
 
@@ -735,10 +746,11 @@ impl Connection {
     /// transports without vectored writes).
     pub fn take_output(&mut self) -> BytesMut {
         {
-            // Queues an owed pong and seals the staging buffer.
+            // Queues an owed pong.
             let mut slices = [IoSlice::new(&[])];
             self.output_slices(&mut slices);
         }
+        self.seal_staging();
         let mut out = BytesMut::with_capacity(self.queued_len);
         for chunk in self.queue.drain(..) {
             out.extend_from_slice(&chunk);
