@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{masked_frame, read_close_code, read_head};
+use common::{deflate_combinations as combinations, masked_frame, read_close_code, read_head};
 use enim_labore_occaecati::deflate::codec::Compressor;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::Server;
@@ -39,26 +39,6 @@ async fn deflate_echo_server(deflate: DeflateConfig, config: Config) -> std::net
         }
     }));
     addr
-}
-
-pub fn combinations() -> Vec<DeflateConfig> {
-    let mut all = Vec::new();
-    for server_nct in [false, true] {
-        for client_nct in [false, true] {
-            for server_bits in [9u8, 12, 15] {
-                for client_bits in [9u8, 12, 15] {
-                    let mut c = DeflateConfig::default();
-                    c.server_no_context_takeover = server_nct;
-                    c.client_no_context_takeover = client_nct;
-                    c.server_max_window_bits = Some(server_bits);
-                    c.client_max_window_bits = Some(client_bits);
-                    c.threshold = 0;
-                    all.push(c);
-                }
-            }
-        }
-    }
-    all
 }
 
 #[tokio::test]

@@ -5,10 +5,13 @@
 //! Needs `npm ci` in tests/interop/node and a Python with `websockets` (scripts/test.sh makes
 //! target/interop-venv); skipped with a message elsewhere, a failure under CI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::deflate_combinations as combinations;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{ClientBuilder, Config, Message};
@@ -50,27 +53,6 @@ fn python_ok(test: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     available(test, "python websockets", ok)
-}
-
-/// The 36 combinations, each as the same configuration on both ends.
-fn combinations() -> Vec<DeflateConfig> {
-    let mut all = Vec::new();
-    for server_nct in [false, true] {
-        for client_nct in [false, true] {
-            for server_bits in [9u8, 12, 15] {
-                for client_bits in [9u8, 12, 15] {
-                    let mut c = DeflateConfig::default();
-                    c.server_no_context_takeover = server_nct;
-                    c.client_no_context_takeover = client_nct;
-                    c.server_max_window_bits = Some(server_bits);
-                    c.client_max_window_bits = Some(client_bits);
-                    c.threshold = 0;
-                    all.push(c);
-                }
-            }
-        }
-    }
-    all
 }
 
 fn ws_options(c: &DeflateConfig) -> String {

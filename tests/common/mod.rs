@@ -94,3 +94,26 @@ pub async fn read_close_code(tcp: &mut TcpStream) -> Option<u16> {
     }
     None
 }
+
+/// The 36 permessage-deflate configurations the tests try: both no-context-takeover flags and
+/// window bits 9, 12 and 15 for each side, every message compressed (threshold 0). Each is
+/// used as the same configuration on both ends.
+pub fn deflate_combinations() -> Vec<enim_labore_occaecati::deflate::DeflateConfig> {
+    let mut all = Vec::new();
+    for server_nct in [false, true] {
+        for client_nct in [false, true] {
+            for server_bits in [9u8, 12, 15] {
+                for client_bits in [9u8, 12, 15] {
+                    let mut c = enim_labore_occaecati::deflate::DeflateConfig::default();
+                    c.server_no_context_takeover = server_nct;
+                    c.client_no_context_takeover = client_nct;
+                    c.server_max_window_bits = Some(server_bits);
+                    c.client_max_window_bits = Some(client_bits);
+                    c.threshold = 0;
+                    all.push(c);
+                }
+            }
+        }
+    }
+    all
+}
