@@ -10,6 +10,10 @@
 //! - [`WebSocket`]: the tokio layer over any `AsyncRead + AsyncWrite + Unpin`.
 //! - [`server`]: binds a port, authenticates, tracks clients, broadcasts, shuts down.
 //! - [`client`]: connects to `ws://` URLs with subprotocols, headers, redirects and timeouts.
+//! - [`deflate`]: permessage-deflate (RFC 7692) negotiation and codec: off on the server unless
+//!   [`ServerBuilder::deflate`](server::ServerBuilder::deflate), offered by the client.
+//! - [`io::ByteStream`]: a connection as `AsyncRead + AsyncWrite`
+//!   ([`WebSocket::into_byte_stream`]).
 //!
 //! ## Quick start
 //!
