@@ -35,17 +35,17 @@ async fn case_id(base: &str, case: u32) -> Option<String> {
 }
 
 /// The permessage-deflate offer a case needs: Autobahn's 13.2, 13.5 and 13.6 cases accept only
-/// offers that include `client_no_context_takeover`; everything else gets our default offer.
+/// offers that include `client_no_context_takeover`; everything else gets our default offer. A
+/// runner that doesn't tell the case's id (kosoku has no `/getCaseInfo`) gets the offer with
+/// `client_no_context_takeover`, which every case accepts.
 fn deflate_offer(id: Option<&str>) -> DeflateConfig {
     let mut deflate = DeflateConfig::default();
-    if let Some(id) = id {
-        if ["13.2.", "13.5.", "13.6."]
+    deflate.client_no_context_takeover = match id {
+        Some(id) => ["13.2.", "13.5.", "13.6."]
             .iter()
-            .any(|p| id.starts_with(p))
-        {
-            deflate.client_no_context_takeover = true;
-        }
-    }
+            .any(|p| id.starts_with(p)),
+        None => true,
+    };
     deflate
 }
 
