@@ -102,17 +102,10 @@ pub fn accept_response(key: &str, protocol: Option<&str>, extra: &HeaderMap) -> 
     out
 }
 
-/// The bytes of an error response that ends the connection: the status, `Connection: close`,
-/// the application's headers and a body (by default the status's reason phrase, as the seed
-/// library does). A 426 names the versions we speak.
-pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let reason = status.canonical_reason().unwrap_or("");
-    let body = if body.is_empty() {
-        reason.as_bytes()
-    } else {
-        body
-    };
-    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).into_bytes();
+/// The headers every refusal carries: `Connection: close`, a text body, and for 426 the
+/// versions we speak (RFC 6455 §4.4). Shared by the raw responses below and by servers that
+/// answer through an HTTP library.
+pub fn rejection_headers(status: StatusCode) -> HeaderMap {
     let mut all = HeaderMap::new();
     all.insert(header::CONNECTION, HeaderValue::from_static("close"));
     all.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -122,6 +115,26 @@ pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
             HeaderValue::from_static(SUPPORTED_VERSIONS),
         );
     }
+    all
+}
+
+/// The status of the answer to a failed validation.
+pub fn error_status(error: &HandshakeError) -> StatusCode {
+    StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The bytes of an error response that ends the connection: the status, the
+/// [`rejection_headers`], the application's headers and a body (by default the status's
+/// reason phrase, as the seed library does).
+pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let reason = status.canonical_reason().unwrap_or("");
+    let body = if body.is_empty() {
+        reason.as_bytes()
+    } else {
+        body
+    };
+    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).into_bytes();
+    let mut all = rejection_headers(status);
     for (name, value) in headers {
         all.insert(name.clone(), value.clone());
     }
@@ -134,8 +147,7 @@ pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
 
 /// The error response for a failed validation.
 pub fn error_response(error: &HandshakeError) -> Vec<u8> {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    reject_response(status, &HeaderMap::new(), b"")
+    reject_response(error_status(error), &HeaderMap::new(), b"")
 }
 
 #[cfg(test)]
