@@ -8,64 +8,19 @@
 //! curl http://127.0.0.1:8080/
 //! ```
 
+#[path = "support/hyper_upgrade.rs"]
+mod hyper_upgrade;
+
 use std::convert::Infallible;
 
-use enim_labore_occaecati::handshake::server::{accept_headers, validate_request};
-use enim_labore_occaecati::handshake::SUPPORTED_VERSIONS;
-use enim_labore_occaecati::{Config, Role, WebSocket};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderMap, UPGRADE};
+use hyper::body::Incoming;
+use hyper::header::UPGRADE;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::upgrade::Upgraded;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
+use hyper_upgrade::{upgrade, Body};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-
-type Body = Full<Bytes>;
-
-/// Answers an upgrade request with `101` and runs `handler` on the WebSocket once hyper has
-/// handed over the connection; a request that is not a valid upgrade gets its error status.
-fn upgrade<F, Fut>(request: Request<Incoming>, handler: F) -> Response<Body>
-where
-    F: FnOnce(WebSocket<TokioIo<Upgraded>>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    // The validation looks at the head only; GET upgrade requests have no body.
-    let (parts, _body) = request.into_parts();
-    let mut request = Request::from_parts(parts, ());
-    let upgrade = match validate_request(&request) {
-        Ok(upgrade) => upgrade,
-        Err(error) => {
-            let mut response = Response::new(Body::from(error.to_string()));
-            *response.status_mut() =
-                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            if response.status() == StatusCode::UPGRADE_REQUIRED {
-                // Name the protocol versions we speak (RFC 6455 §4.4).
-                response.headers_mut().insert(
-                    "sec-websocket-version",
-                    hyper::header::HeaderValue::from_static(SUPPORTED_VERSIONS),
-                );
-            }
-            return response;
-        }
-    };
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                handler(WebSocket::from_raw(io, Role::Server, Config::default())).await;
-            }
-            Err(error) => eprintln!("upgrade failed: {error}"),
-        }
-    });
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.headers_mut() = accept_headers(&upgrade.key, None, &HeaderMap::new());
-    response
-}
 
 async fn route(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     if !request.headers().contains_key(UPGRADE) {
