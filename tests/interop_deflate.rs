@@ -8,15 +8,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::deflate_combinations as combinations;
+use common::{deflate_combinations as combinations, Peer};
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{ClientBuilder, Config, Message};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,28 +71,6 @@ fn py_params(c: &DeflateConfig) -> String {
         c.server_max_window_bits.unwrap_or(15),
         c.client_max_window_bits.unwrap_or(15)
     )
-}
-
-/// Starts a peer server that prints `LISTENING <port>` first; it exits when its stdin closes.
-async fn spawn_peer(program: &Path, args: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let port = first.strip_prefix("LISTENING ").unwrap().parse().unwrap();
-    // Keep reading: a peer that writes to a closed pipe dies of EPIPE.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
 }
 
 fn compressible(n: usize) -> Vec<u8> {
@@ -203,11 +179,14 @@ async fn our_client_against_node_ws_server() {
     let script = root().join("tests/interop/node/server.js");
     for (i, deflate) in combinations().into_iter().enumerate() {
         let options = ws_options(&deflate);
-        let (mut child, port) = spawn_peer(
+        let peer = Peer::spawn(
             Path::new("node"),
             &[script.to_str().unwrap(), "--deflate-options", &options],
+            false,
         )
         .await;
+        let port = peer.port;
+        let mut child = peer.drain();
         converse(&format!("ws://127.0.0.1:{port}/"), &deflate, i == 0).await;
         drop(child.stdin.take());
         let _ = child.wait().await;
@@ -250,11 +229,14 @@ async fn our_client_against_python_websockets_server() {
     let peer = root().join("tests/interop/python/peer.py");
     for (i, deflate) in combinations().into_iter().enumerate() {
         let params = py_params(&deflate);
-        let (mut child, port) = spawn_peer(
+        let server = Peer::spawn(
             &python(),
             &[peer.to_str().unwrap(), "server", "--params", &params],
+            false,
         )
         .await;
+        let port = server.port;
+        let mut child = server.drain();
         converse(&format!("ws://127.0.0.1:{port}/"), &deflate, i == 0).await;
         drop(child.stdin.take());
         let _ = child.wait().await;

@@ -4,17 +4,19 @@
 //! Needs `node` and `npm ci` in tests/interop/node (`.ci/run` does it). Elsewhere the tests
 //! say they were skipped; under CI (`CI` set) a missing peer is a failure.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Peer;
 use enim_labore_occaecati::server::{Server, Verdict};
 use enim_labore_occaecati::{
     ClientBuilder, CloseCode, CloseFrame, Config, DataKind, Message, WebSocket,
 };
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::process::Command;
 
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
@@ -144,29 +146,14 @@ async fn node_client_against_our_server() {
     assert!(stdout.contains("BODY \"no entry\""), "{stdout}");
 }
 
-struct NodeServer {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    port: u16,
-}
-
-async fn node_server() -> NodeServer {
-    let mut child = Command::new("node")
-        .arg(node_dir().join("server.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let port = first.strip_prefix("LISTENING ").unwrap().parse().unwrap();
-    NodeServer { child, lines, port }
+async fn node_server() -> Peer {
+    let script = node_dir().join("server.js");
+    Peer::spawn(
+        std::path::Path::new("node"),
+        &[script.to_str().unwrap()],
+        true,
+    )
+    .await
 }
 
 #[tokio::test]

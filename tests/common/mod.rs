@@ -117,3 +117,51 @@ pub fn deflate_combinations() -> Vec<enim_labore_occaecati::deflate::DeflateConf
     }
     all
 }
+
+/// A peer process (Node `ws`, Python `websockets`) that printed `LISTENING <port>` first. It
+/// exits when its stdin closes (drop `child.stdin`); `kill_on_drop` covers the rest.
+pub struct Peer {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    /// The rest of its stdout. Keep reading it (or call [`Peer::drain`]): a peer that writes to
+    /// a closed pipe dies of EPIPE.
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Peer {
+    /// Starts `program args…` and waits (30 s at most) for its `LISTENING` line.
+    pub async fn spawn(program: &std::path::Path, args: &[&str], show_stderr: bool) -> Peer {
+        use std::process::Stdio;
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if show_stderr {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program:?}: {e}"));
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("peer did not start in 30 s")
+            .unwrap()
+            .expect("peer exited before listening");
+        let port = first
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Peer { child, port, lines }
+    }
+
+    /// Reads the peer's further output in the background, discarding it.
+    pub fn drain(self) -> tokio::process::Child {
+        let mut lines = self.lines;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child
+    }
+}
