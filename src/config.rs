@@ -46,6 +46,44 @@ pub struct Config {
     /// How long `close` waits for the peer's close frame (and, on the client, for the server to
     /// close TCP) before dropping the connection. Default: 10 s.
     pub close_timeout: Duration,
+    /// Built-in keepalive: ping every so often and drop the connection when no pong comes back
+    /// in time (the seed README's "detect broken connections" recipe, built in). Default: off,
+    /// as in the seed; a server facing the Internet usually wants it on.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// Keepalive settings ([`Config::heartbeat`]).
+///
+/// `interval` after the connection opens, and `interval` after each ping that was answered, a
+/// ping goes out; if its pong hasn't arrived `timeout` later, the connection is dropped
+/// without a close handshake (the peer is presumed dead) and `recv` fails with
+/// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). A dead peer is therefore detected
+/// within `interval + timeout`. Each answered ping measures the round-trip time
+/// ([`WebSocket::rtt`](crate::WebSocket::rtt)).
+///
+/// The timers run while the connection is being read (`recv`, the `Stream`, or the reader
+/// half after a split), which is how every connection that expects messages is used.
+///
+/// ```
+/// use std::time::Duration;
+/// use enim_labore_occaecati::config::{Config, Heartbeat};
+///
+/// let mut config = Config::default();
+/// config.heartbeat = Some(Heartbeat::new(Duration::from_secs(30), Duration::from_secs(10)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Time from the last answered ping (or the start) to the next ping.
+    pub interval: Duration,
+    /// How long a ping may go unanswered.
+    pub timeout: Duration,
+}
+
+impl Heartbeat {
+    /// Pings every `interval`, waiting up to `timeout` for each pong.
+    pub fn new(interval: Duration, timeout: Duration) -> Heartbeat {
+        Heartbeat { interval, timeout }
+    }
 }
 
 impl Default for Config {
@@ -59,6 +97,7 @@ impl Default for Config {
             receive_control_frames: false,
             max_write_buffer: 128 << 10,
             close_timeout: Duration::from_secs(10),
+            heartbeat: None,
         }
     }
 }

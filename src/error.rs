@@ -35,6 +35,11 @@ pub enum ErrorKind {
     /// The caller passed something invalid (a bad URL, a close code that may not be sent, an
     /// over-long control payload).
     InvalidInput,
+    /// The TLS handshake failed; see [`Error::tls_failure`] for why (unknown issuer, name
+    /// mismatch, expired certificate, …).
+    Tls,
+    /// A proxy refused or failed the tunnel; see [`Error::proxy_failure`].
+    Proxy,
 }
 
 /// A violation of RFC 6455 by the peer. Each has a stable [`code`](ProtocolError::code) and the
@@ -252,6 +257,45 @@ impl fmt::Display for HandshakeError {
     }
 }
 
+/// Why a proxy didn't open the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyFailure {
+    /// An HTTP proxy answered `CONNECT` with this status (407: authentication required or
+    /// refused).
+    HttpStatus(u16),
+    /// A SOCKS5 proxy accepts none of the authentication methods offered (no credentials were
+    /// configured, or it doesn't do username/password).
+    SocksNoAcceptableAuth,
+    /// A SOCKS5 proxy refused the username and password.
+    SocksAuthFailed,
+    /// A SOCKS5 proxy answered the connect request with this reply code (RFC 1928 §6: 1
+    /// general failure, 2 not allowed, 3 network unreachable, 4 host unreachable, 5 refused,
+    /// …).
+    SocksReply(u8),
+    /// The proxy's answer was not valid for its protocol.
+    Malformed(String),
+}
+
+impl fmt::Display for ProxyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyFailure::HttpStatus(407) => {
+                f.write_str("HTTP proxy requires authentication (407)")
+            }
+            ProxyFailure::HttpStatus(status) => {
+                write!(f, "HTTP proxy answered CONNECT with {status}")
+            }
+            ProxyFailure::SocksNoAcceptableAuth => {
+                f.write_str("SOCKS5 proxy accepts none of the offered authentication methods")
+            }
+            ProxyFailure::SocksAuthFailed => f.write_str("SOCKS5 proxy refused the credentials"),
+            ProxyFailure::SocksReply(code) => write!(f, "SOCKS5 proxy refused: reply code {code}"),
+            ProxyFailure::Malformed(what) => write!(f, "malformed proxy answer: {what}"),
+        }
+    }
+}
+
 /// The error type of this crate: opaque and pointer-sized; inspect it with [`Error::kind`] and
 /// the accessors.
 pub struct Error {
@@ -264,6 +308,9 @@ struct Inner {
     handshake: Option<HandshakeError>,
     response: Option<http::Response<Bytes>>,
     message: Option<String>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsFailure>,
+    proxy: Option<ProxyFailure>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -276,6 +323,9 @@ impl Error {
                 handshake: None,
                 response: None,
                 message: None,
+                #[cfg(feature = "tls")]
+                tls: None,
+                proxy: None,
                 source: None,
             }),
         }
@@ -304,6 +354,30 @@ impl Error {
         let mut e = Error::handshake(HandshakeError::UnexpectedStatus(response.status().as_u16()));
         e.inner.response = Some(response);
         e
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(failure: crate::tls::TlsFailure) -> Error {
+        let mut e = Error::new(ErrorKind::Tls);
+        e.inner.tls = Some(failure);
+        e
+    }
+
+    pub(crate) fn proxy(failure: ProxyFailure) -> Error {
+        let mut e = Error::new(ErrorKind::Proxy);
+        e.inner.proxy = Some(failure);
+        e
+    }
+
+    /// Why the TLS handshake failed, for [`ErrorKind::Tls`].
+    #[cfg(feature = "tls")]
+    pub fn tls_failure(&self) -> Option<&crate::tls::TlsFailure> {
+        self.inner.tls.as_ref()
+    }
+
+    /// Why the proxy refused or failed the tunnel, for [`ErrorKind::Proxy`].
+    pub fn proxy_failure(&self) -> Option<&ProxyFailure> {
+        self.inner.proxy.as_ref()
     }
 
     pub(crate) fn closed() -> Error {
@@ -393,6 +467,13 @@ impl fmt::Debug for Error {
         if let Some(h) = &self.inner.handshake {
             d.field("handshake", h);
         }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.inner.tls {
+            d.field("tls", t);
+        }
+        if let Some(p) = &self.inner.proxy {
+            d.field("proxy", p);
+        }
         if let Some(m) = &self.inner.message {
             d.field("message", m);
         }
@@ -413,6 +494,8 @@ impl fmt::Display for Error {
             ErrorKind::AbnormalClosure => "connection closed without a close frame",
             ErrorKind::Closed => "connection closed",
             ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Tls => "TLS handshake failed",
+            ErrorKind::Proxy => "proxy tunnel failed",
         };
         f.write_str(kind)?;
         if let Some(p) = &self.inner.protocol {
@@ -420,6 +503,14 @@ impl fmt::Display for Error {
         }
         if let Some(h) = &self.inner.handshake {
             write!(f, ": {h}")?;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.inner.tls {
+            // The failure says it all; rustls's own wording (the source) would repeat it.
+            return write!(f, ": {t}");
+        }
+        if let Some(p) = &self.inner.proxy {
+            write!(f, ": {p}")?;
         }
         if let Some(m) = &self.inner.message {
             write!(f, ": {m}")?;

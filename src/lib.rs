@@ -63,14 +63,18 @@ pub mod config;
 pub mod deflate;
 pub mod error;
 pub mod handshake;
+pub mod integrations;
 pub mod io;
 pub mod message;
 pub mod proto;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
 
 pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
-pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, Result};
+pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};
 pub use io::WebSocket;
 pub use message::{Message, Utf8Bytes};
 pub use proto::close::{CloseCode, CloseFrame};

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use enim_labore_occaecati::deflate::DeflateConfig;
-use enim_labore_occaecati::server::{ClientInfo, Server, ServerHandle};
+use enim_labore_occaecati::server::{ClientInfo, Server, ServerHandle, ServerStream};
 use enim_labore_occaecati::{Config, WebSocket};
-use tokio::net::TcpStream;
 
 use crate::util::{escape, parse_path, say, CliError, CliResult};
 
@@ -96,7 +95,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
 }
 
 async fn handle_client(
-    mut ws: WebSocket<TcpStream>,
+    mut ws: WebSocket<ServerStream>,
     client: ClientInfo,
     mode: Mode,
     handle: ServerHandle,

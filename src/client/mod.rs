@@ -11,9 +11,10 @@
 //! # Ok(()) }
 //! ```
 
-mod stream;
+mod proxy;
 
-pub use stream::ClientStream;
+pub use crate::transport::ClientStream;
+pub use proxy::{proxy_from_env, Proxy, ProxyKind};
 
 use std::time::Duration;
 
@@ -50,6 +51,29 @@ pub struct ClientBuilder {
     version: u8,
     max_redirects: usize,
     deflate: Option<DeflateConfig>,
+    proxy: ProxySetting,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::ClientTls,
+}
+
+/// Where the client's proxy comes from.
+#[derive(Debug, Clone)]
+enum ProxySetting {
+    Direct,
+    Explicit(Proxy),
+    FromEnv,
+}
+
+/// Where a URL says to connect.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Tcp {
+        host: String,
+        port: u16,
+        secure: bool,
+    },
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Unix(std::path::PathBuf),
 }
 
 impl Default for ClientBuilder {
@@ -67,6 +91,9 @@ impl Default for ClientBuilder {
             version: 13,
             max_redirects: 0,
             deflate: Some(DeflateConfig::default()),
+            proxy: ProxySetting::Direct,
+            #[cfg(feature = "tls")]
+            tls: crate::tls::ClientTls::new(),
         }
     }
 }
@@ -129,6 +156,29 @@ impl ClientBuilder {
         self
     }
 
+    /// TLS settings for `wss://` URLs (roots, client certificate, SNI); the default verifies
+    /// servers against the webpki roots.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Connects through this proxy (HTTP `CONNECT` or SOCKS5). For `wss://`, TLS runs inside
+    /// the tunnel.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxySetting::Explicit(proxy);
+        self
+    }
+
+    /// Takes the proxy from `HTTPS_PROXY` (for `wss://`), `HTTP_PROXY` (for `ws://`) or
+    /// `ALL_PROXY`, honouring `NO_PROXY` ([`proxy_from_env`]). Off unless asked for, so a
+    /// program never sends its traffic through a proxy it didn't choose.
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy = ProxySetting::FromEnv;
+        self
+    }
+
     /// Follow up to `max` redirects (default 0: a redirect is an error carrying the response).
     /// `Authorization` and `Cookie` are dropped when a redirect leads to another host.
     pub fn max_redirects(mut self, max: usize) -> Self {
@@ -154,26 +204,11 @@ impl ClientBuilder {
     }
 
     async fn connect_inner(&self, url: &str) -> Result<(WebSocket<ClientStream>, Response<()>)> {
-        let mut uri = parse_url(url)?;
+        let (mut target, mut uri) = parse_target(url)?;
         let mut headers = self.headers.clone();
         let mut redirects = 0;
         loop {
-            let host = uri
-                .host()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let port = uri
-                .port_u16()
-                .unwrap_or(if is_secure(&uri) { 443 } else { 80 });
-            if is_secure(&uri) {
-                return Err(Error::invalid_input(
-                    "wss:// URLs need TLS, which this build does not include",
-                ));
-            }
-            let tcp = TcpStream::connect((host, port)).await?;
-            let _ = tcp.set_nodelay(true);
-            let stream = ClientStream::Plain(tcp);
+            let stream = self.open(&target).await?;
             match self.handshake_with(stream, &uri, &headers).await {
                 Ok(done) => return Ok(done),
                 Err(error) => {
@@ -187,14 +222,61 @@ impl ClientBuilder {
                         return Err(HandshakeError::TooManyRedirects.into());
                     }
                     redirects += 1;
-                    if location.host() != uri.host() || location.port_u16() != uri.port_u16() {
+                    let same_host =
+                        location.host() == uri.host() && location.port_u16() == uri.port_u16();
+                    if !same_host {
                         headers.remove(header::AUTHORIZATION);
                         headers.remove(header::COOKIE);
+                    }
+                    // A relative redirect on a Unix socket stays on that socket.
+                    if !(same_host && matches!(target, Target::Unix(_))) {
+                        target = tcp_target(&location);
                     }
                     uri = location;
                 }
             }
         }
+    }
+
+    /// Opens the transport to `target`: a Unix socket, or TCP (through the proxy, if any),
+    /// then TLS for `wss://`.
+    async fn open(&self, target: &Target) -> Result<ClientStream> {
+        let (host, port, secure) = match target {
+            #[cfg(unix)]
+            Target::Unix(path) => {
+                return Ok(ClientStream::Unix(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+            #[cfg(not(unix))]
+            Target::Unix(_) => {
+                return Err(Error::invalid_input(
+                    "ws+unix: URLs need Unix domain sockets",
+                ))
+            }
+            Target::Tcp { host, port, secure } => (host.as_str(), *port, *secure),
+        };
+        let proxy = match &self.proxy {
+            ProxySetting::Direct => None,
+            ProxySetting::Explicit(proxy) => Some(proxy.clone()),
+            ProxySetting::FromEnv => proxy_from_env(host, secure)?,
+        };
+        let tcp = match proxy {
+            Some(proxy) => proxy.connect(host, port, &self.limits).await?,
+            None => TcpStream::connect((host, port)).await?,
+        };
+        let _ = tcp.set_nodelay(true);
+        if secure {
+            #[cfg(feature = "tls")]
+            return Ok(ClientStream::Tls(Box::new(
+                self.tls.connect(host, tcp).await?,
+            )));
+            #[cfg(not(feature = "tls"))]
+            return Err(Error::invalid_input(
+                "wss:// URLs need the `tls` feature of this crate",
+            ));
+        }
+        Ok(ClientStream::Plain(tcp))
     }
 
     /// Performs the client handshake over a stream the caller opened (the seed's
@@ -317,6 +399,48 @@ fn is_secure(uri: &Uri) -> bool {
     matches!(uri.scheme_str(), Some("wss") | Some("https"))
 }
 
+fn tcp_target(uri: &Uri) -> Target {
+    let secure = is_secure(uri);
+    Target::Tcp {
+        host: uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port: uri.port_u16().unwrap_or(if secure { 443 } else { 80 }),
+        secure,
+    }
+}
+
+/// Where to connect and the URL to request: `ws+unix:/path/to/socket:/request/path` (the
+/// seed's spelling; the request path defaults to `/`) names a Unix socket, anything else goes
+/// through [`parse_url`].
+fn parse_target(url: &str) -> Result<(Target, Uri)> {
+    if let Some(rest) = url.strip_prefix("ws+unix:") {
+        let (socket, path) = match rest.split_once(':') {
+            Some((socket, path)) => (socket, path),
+            None => (rest, "/"),
+        };
+        if socket.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "no socket path in {url:?} (ws+unix:/path/to/socket:/request/path)"
+            )));
+        }
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let uri = format!("ws://localhost{path}")
+            .parse()
+            .map_err(|_| Error::invalid_input(format!("invalid request path in {url:?}")))?;
+        return Ok((Target::Unix(socket.into()), uri));
+    }
+    let uri = parse_url(url)?;
+    Ok((tcp_target(&uri), uri))
+}
+
 /// Parses a `ws://`/`wss://` URL (`http://` and `https://` are taken as their WebSocket
 /// equivalents, as in the seed).
 fn parse_url(url: &str) -> Result<Uri> {
@@ -375,5 +499,25 @@ mod tests {
         assert!(parse_url("ftp://localhost").is_err());
         assert!(parse_url("ws://").is_err());
         assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn unix_urls() {
+        let (target, uri) = parse_target("ws+unix:/tmp/app.sock:/chat?room=1").unwrap();
+        assert_eq!(target, Target::Unix("/tmp/app.sock".into()));
+        assert_eq!(uri.path_and_query().unwrap().as_str(), "/chat?room=1");
+        let (target, uri) = parse_target("ws+unix:/tmp/app.sock").unwrap();
+        assert_eq!(target, Target::Unix("/tmp/app.sock".into()));
+        assert_eq!(uri.path(), "/");
+        assert!(parse_target("ws+unix::/x").is_err());
+        let (target, _) = parse_target("wss://[::1]/x").unwrap();
+        assert_eq!(
+            target,
+            Target::Tcp {
+                host: "::1".into(),
+                port: 443,
+                secure: true
+            }
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Server side of the opening handshake: validating an upgrade request (RFC 6455 §4.2.1) and
 //! writing the response.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 
 use super::{accept_key, header_has_token, is_valid_key, parse_subprotocols, SUPPORTED_VERSIONS};
 use crate::error::HandshakeError;
@@ -123,25 +124,35 @@ pub fn error_status(error: &HandshakeError) -> StatusCode {
     StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-/// The bytes of an error response that ends the connection: the status, the
-/// [`rejection_headers`], the application's headers and a body (by default the status's
-/// reason phrase, as the seed library does).
-pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let reason = status.canonical_reason().unwrap_or("");
+/// An error response that ends the connection: the status, the [`rejection_headers`], the
+/// application's headers and a body (by default the status's reason phrase, as the seed
+/// library does). Servers built on an HTTP library send this; the standalone server sends its
+/// bytes ([`reject_response`]).
+pub fn rejection(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Response<Bytes> {
     let body = if body.is_empty() {
-        reason.as_bytes()
+        Bytes::from_static(status.canonical_reason().unwrap_or("").as_bytes())
     } else {
-        body
+        Bytes::copy_from_slice(body)
     };
-    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).into_bytes();
     let mut all = rejection_headers(status);
     for (name, value) in headers {
         all.insert(name.clone(), value.clone());
     }
     all.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    write_headers(&mut out, &all);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = all;
+    response
+}
+
+/// The bytes of [`rejection`].
+pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let response = rejection(status, headers, body);
+    let reason = status.canonical_reason().unwrap_or("");
+    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).into_bytes();
+    write_headers(&mut out, response.headers());
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    out.extend_from_slice(response.body());
     out
 }
 

@@ -110,6 +110,18 @@ pub struct WebSocket<S> {
     write_waiters: Vec<Waker>,
     outbox: Option<Arc<Outbox>>,
     read_chunk: usize,
+    heartbeat: Option<Box<HeartbeatState>>,
+}
+
+/// The keepalive's timer and the ping it waits for ([`Config::heartbeat`]).
+#[derive(Debug)]
+struct HeartbeatState {
+    settings: crate::config::Heartbeat,
+    timer: Pin<Box<Sleep>>,
+    /// The sequence number and send time of the unanswered ping.
+    waiting: Option<(u64, tokio::time::Instant)>,
+    sequence: u64,
+    rtt: Option<std::time::Duration>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -137,6 +149,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !leftover.is_empty() {
             *conn.read_buffer() = leftover;
         }
+        let heartbeat = conn.config().heartbeat.map(|settings| {
+            Box::new(HeartbeatState {
+                settings,
+                timer: Box::pin(tokio::time::sleep(settings.interval)),
+                waiting: None,
+                sequence: 0,
+                rtt: None,
+            })
+        });
         let extensions = conn
             .deflate_params()
             .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n))
@@ -155,6 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_waiters: Vec::new(),
             outbox: None,
             read_chunk: READ_CHUNK,
+            heartbeat,
         }
     }
 
@@ -186,6 +208,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Bytes queued but not yet written (the seed's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
         self.conn.buffered_amount()
+    }
+
+    /// The round-trip time the last answered heartbeat ping measured ([`Config::heartbeat`]).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.heartbeat.as_ref().and_then(|h| h.rtt)
     }
 
     /// The connection's options.
@@ -420,11 +447,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Ready(None);
         }
         self.drain_outbox(cx);
+        if let Some(error) = self.poll_heartbeat(cx) {
+            self.finished = true;
+            let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+            return Poll::Ready(Some(Err(error)));
+        }
         let deliver_control = self.conn.config().receive_control_frames;
         loop {
             match self.conn.next_message() {
                 Ok(Some(message)) => match message {
                     Message::Text(_) | Message::Binary(_) => return Poll::Ready(Some(Ok(message))),
+                    Message::Pong(ref payload) if self.heartbeat.is_some() => {
+                        self.on_pong(payload);
+                        // The timer was moved: poll it so it wakes this task when due.
+                        if let Some(error) = self.poll_heartbeat(cx) {
+                            self.finished = true;
+                            return Poll::Ready(Some(Err(error)));
+                        }
+                        if deliver_control {
+                            return Poll::Ready(Some(Ok(message)));
+                        }
+                        continue;
+                    }
                     Message::Close(ref frame) => {
                         self.peer_close = frame.clone();
                         if deliver_control {
@@ -489,6 +533,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Some(Err(e)));
                 }
             }
+        }
+    }
+
+    /// Runs the keepalive timer: sends the next ping when it is due, and answers the error that
+    /// ends the connection when a ping went unanswered for the timeout.
+    fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        let heartbeat = self.heartbeat.as_mut()?;
+        while heartbeat.timer.as_mut().poll(cx).is_ready() {
+            if heartbeat.waiting.is_some() {
+                return Some(Error::timeout("heartbeat: no pong within the timeout"));
+            }
+            if self.conn.state() != State::Open {
+                // Closing: the close timeout takes over.
+                self.heartbeat = None;
+                return None;
+            }
+            heartbeat.sequence += 1;
+            let payload = bytes::Bytes::copy_from_slice(&heartbeat.sequence.to_be_bytes());
+            let now = tokio::time::Instant::now();
+            if self.conn.send(&Message::Ping(payload)).is_err() {
+                self.heartbeat = None;
+                return None;
+            }
+            heartbeat.waiting = Some((heartbeat.sequence, now));
+            heartbeat
+                .timer
+                .as_mut()
+                .reset(now + heartbeat.settings.timeout);
+        }
+        None
+    }
+
+    /// A pong arrived: if it answers the heartbeat's ping, the peer is alive.
+    fn on_pong(&mut self, payload: &[u8]) {
+        let Some(heartbeat) = self.heartbeat.as_mut() else {
+            return;
+        };
+        let Some((sequence, sent)) = heartbeat.waiting else {
+            return;
+        };
+        if payload == sequence.to_be_bytes() {
+            heartbeat.rtt = Some(sent.elapsed());
+            heartbeat.waiting = None;
+            heartbeat
+                .timer
+                .as_mut()
+                .reset(sent + heartbeat.settings.interval);
         }
     }
 

@@ -12,7 +12,8 @@ use crate::deflate::{negotiation, Negotiated};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::head::{parse_request, HeadReader};
 use crate::handshake::server::{
-    accept_response, error_response, reject_response, validate_request, UpgradeRequest,
+    accept_response, error_response, error_status, reject_response, validate_request,
+    UpgradeRequest,
 };
 use crate::io::WebSocket;
 use crate::proto::connection::{Connection, Role};
@@ -22,9 +23,9 @@ use crate::proto::connection::{Connection, Role};
 #[derive(Debug)]
 pub struct ClientInfo {
     request: http::Request<()>,
-    upgrade: UpgradeRequest,
+    pub(crate) upgrade: UpgradeRequest,
     remote_addr: Option<SocketAddr>,
-    protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
     deflate: Option<Negotiated>,
     pub(super) id: Option<ClientId>,
 }
@@ -185,10 +186,7 @@ where
     let result = tokio::time::timeout(timeout, handshake(options, &mut stream, remote_addr)).await;
     match result {
         Ok(Ok((info, leftover))) => {
-            let mut conn = Connection::new(Role::Server, options.config.clone());
-            if let (Some(params), Some(config)) = (info.deflate, &options.deflate) {
-                conn = conn.with_deflate(params, config.clone());
-            }
+            let conn = connection(options, &info);
             let protocol = info.protocol.clone();
             Ok((
                 WebSocket::from_parts(stream, conn, leftover, protocol),
@@ -206,6 +204,15 @@ where
     }
 }
 
+/// The protocol core for an accepted client, with the deflate parameters it negotiated.
+pub(crate) fn connection(options: &ServerBuilder, info: &ClientInfo) -> Connection {
+    let conn = Connection::new(Role::Server, options.config.clone());
+    match (info.deflate, &options.deflate) {
+        (Some(params), Some(config)) => conn.with_deflate(params, config.clone()),
+        _ => conn,
+    }
+}
+
 async fn handshake<S>(
     options: &ServerBuilder,
     stream: &mut S,
@@ -214,18 +221,11 @@ async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let checked = async {
+    let parsed = async {
         let (head, leftover) = read_head(stream, options).await?;
-        let request = parse_request(&head, &options.limits)?;
-        if let Some(path) = &options.path {
-            if request.uri().path() != path {
-                return Err(HandshakeError::PathNotFound);
-            }
-        }
-        let upgrade = validate_request(&request)?;
-        Ok((request, upgrade, leftover))
+        Ok((parse_request(&head, &options.limits)?, leftover))
     };
-    let (request, upgrade, leftover) = match checked.await {
+    let (request, leftover) = match parsed.await {
         Ok(parts) => parts,
         Err(error) => {
             if error != HandshakeError::UnexpectedEof {
@@ -233,6 +233,72 @@ where
             }
             return Err(error.into());
         }
+    };
+    match decide(options, request, remote_addr).await {
+        Decision::Accept { info, headers } => {
+            let response = accept_response(&info.upgrade.key, info.protocol.as_deref(), &headers);
+            stream.write_all(&response).await?;
+            Ok((*info, leftover))
+        }
+        Decision::Refuse(refusal) => {
+            let _ = stream
+                .write_all(&reject_response(
+                    refusal.status,
+                    &refusal.headers,
+                    &refusal.body,
+                ))
+                .await;
+            Err(refusal.error)
+        }
+    }
+}
+
+/// The server's answer to an upgrade request.
+pub(crate) enum Decision {
+    /// Upgrade; `headers` are the extra response headers (hook, extensions, configured).
+    Accept {
+        info: Box<ClientInfo>,
+        headers: HeaderMap,
+    },
+    /// Answer with an error response and drop the connection.
+    Refuse(Refusal),
+}
+
+/// An error response and the error the server reports for it.
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) error: Error,
+}
+
+impl Refusal {
+    fn from_error(error: HandshakeError) -> Refusal {
+        Refusal {
+            status: error_status(&error),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            error: error.into(),
+        }
+    }
+}
+
+/// Every decision about a parsed upgrade request, in one place for the standalone server and
+/// the hyper and axum integrations: path, RFC 6455 validation, the verification hook,
+/// subprotocol choice and permessage-deflate negotiation.
+pub(crate) async fn decide(
+    options: &ServerBuilder,
+    request: http::Request<()>,
+    remote_addr: Option<SocketAddr>,
+) -> Decision {
+    if let Some(path) = &options.path {
+        if request.uri().path() != path {
+            return Decision::Refuse(Refusal::from_error(HandshakeError::PathNotFound));
+        }
+    }
+    let upgrade = match validate_request(&request) {
+        Ok(upgrade) => upgrade,
+        Err(error) => return Decision::Refuse(Refusal::from_error(error)),
     };
     let mut info = ClientInfo {
         request,
@@ -246,9 +312,12 @@ where
     if let Some(verify) = &options.verify {
         let verdict = verify(&info).await;
         if !verdict.accept {
-            let response = reject_response(verdict.status, &verdict.headers, &verdict.body);
-            let _ = stream.write_all(&response).await;
-            return Err(HandshakeError::Rejected(verdict.status.as_u16()).into());
+            return Decision::Refuse(Refusal {
+                status: verdict.status,
+                headers: verdict.headers,
+                body: verdict.body,
+                error: HandshakeError::Rejected(verdict.status.as_u16()).into(),
+            });
         }
         for (name, value) in &verdict.headers {
             headers.append(name.clone(), value.clone());
@@ -272,15 +341,16 @@ where
             Ok(None) => {}
             Err(()) => {
                 // A malformed extension header: 400, as the seed library answers.
-                let error = HandshakeError::Malformed("invalid Sec-WebSocket-Extensions");
-                let _ = stream.write_all(&error_response(&error)).await;
-                return Err(error.into());
+                return Decision::Refuse(Refusal::from_error(HandshakeError::Malformed(
+                    "invalid Sec-WebSocket-Extensions",
+                )));
             }
         }
     }
-    let response = accept_response(&info.upgrade.key, info.protocol.as_deref(), &headers);
-    stream.write_all(&response).await?;
-    Ok((info, leftover))
+    Decision::Accept {
+        info: Box::new(info),
+        headers,
+    }
 }
 
 fn choose_protocol(options: &ServerBuilder, info: &ClientInfo) -> Option<String> {

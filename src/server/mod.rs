@@ -18,9 +18,10 @@
 //! # }
 //! ```
 
-mod accept;
+pub(crate) mod accept;
 mod registry;
 
+pub use crate::transport::ServerStream;
 pub use accept::{ClientInfo, Verdict};
 pub use registry::{BroadcastReport, ClientId};
 
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{Config, HandshakeLimits};
 use crate::deflate::DeflateConfig;
@@ -57,6 +58,8 @@ pub struct ServerBuilder {
     backlog: u32,
     max_outbox: usize,
     deflate: Option<DeflateConfig>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -85,6 +88,8 @@ impl Default for ServerBuilder {
             backlog: 1024,
             max_outbox: 1 << 20,
             deflate: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -177,12 +182,58 @@ impl ServerBuilder {
 
     /// Binds a TCP listener (port 0 picks a free port; see [`Server::local_addr`]).
     ///
+    /// Serves over TLS (`wss://`) with this certificate. The TLS handshake runs in the
+    /// connection's task, within the handshake timeout.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` (clients connect with
+    /// `ws+unix:/path:/request`). A stale socket file left by an earlier run is replaced.
+    ///
     /// # Errors
-    /// The address doesn't resolve or can't be bound.
-    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> Result<Server> {
+    /// The path can't be bound (a directory missing, no permission, or another server
+    /// listening there).
+    #[cfg(unix)]
+    pub fn bind_unix(self, path: impl AsRef<std::path::Path>) -> Result<Server> {
+        self.validate()?;
+        let path = path.as_ref();
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            // Nobody answers there: a leftover socket file, safe to replace.
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = tokio::net::UnixListener::bind(path)?;
+        Ok(self.serve_on(Listener::Unix(listener, path.to_owned())))
+    }
+
+    /// Runs the TLS handshake on a new connection when the server has a certificate.
+    async fn secure(&self, stream: ServerStream) -> Result<ServerStream> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            if let ServerStream::Plain(tcp) = stream {
+                let handshake = tls.accept(tcp);
+                return match tokio::time::timeout(self.limits.timeout, handshake).await {
+                    Ok(tls) => Ok(ServerStream::Tls(Box::new(tls?))),
+                    Err(_) => Err(Error::timeout("TLS handshake")),
+                };
+            }
+        }
+        Ok(stream)
+    }
+
+    fn validate(&self) -> Result<()> {
         if let Some(deflate) = &self.deflate {
             deflate.validate().map_err(Error::invalid_input)?;
         }
+        Ok(())
+    }
+
+    /// # Errors
+    /// The address doesn't resolve or can't be bound.
+    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> Result<Server> {
+        self.validate()?;
         let mut last = None;
         for addr in tokio::net::lookup_host(addr).await? {
             let socket = if addr.is_ipv4() {
@@ -203,6 +254,10 @@ impl ServerBuilder {
 
     /// A server on a listener the caller bound.
     pub fn from_listener(self, listener: TcpListener) -> Server {
+        self.serve_on(Listener::Tcp(listener))
+    }
+
+    fn serve_on(self, listener: Listener) -> Server {
         Server {
             listener,
             shared: Arc::new(Shared {
@@ -238,16 +293,49 @@ struct Shared {
     stopping: std::sync::atomic::AtomicBool,
 }
 
+/// What a server accepts connections from.
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(ServerStream, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, remote) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((ServerStream::Plain(stream), Some(remote)))
+            }
+            #[cfg(unix)]
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok((ServerStream::Unix(stream), None))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A bound WebSocket server.
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.listener.local_addr().ok())
+            .field("local_addr", &self.local_addr().ok())
             .finish_non_exhaustive()
     }
 }
@@ -283,9 +371,26 @@ impl Server {
     /// The address the server listens on.
     ///
     /// # Errors
-    /// An I/O error from the operating system.
+    /// An I/O error from the operating system, or
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a Unix socket server
+    /// (see [`unix_path`](Server::unix_path)).
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        match &self.listener {
+            Listener::Tcp(listener) => Ok(listener.local_addr()?),
+            #[cfg(unix)]
+            Listener::Unix(..) => Err(Error::invalid_input(
+                "a Unix socket server has no socket address",
+            )),
+        }
+    }
+
+    /// The socket path of a server bound with [`ServerBuilder::bind_unix`].
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        match &self.listener {
+            #[cfg(unix)]
+            Listener::Unix(_, path) => Some(path),
+            _ => None,
+        }
     }
 
     /// A handle for broadcasting and shutting down.
@@ -295,7 +400,7 @@ impl Server {
         }
     }
 
-    /// Accepts TCP connections until [`ServerHandle::shutdown`], upgrading each in its own task
+    /// Accepts connections (TCP, TLS or Unix socket) until [`ServerHandle::shutdown`], upgrading each in its own task
     /// (within the handshake timeout) and running `handler` on it. Clients are registered for
     /// broadcast while their handler runs.
     ///
@@ -304,7 +409,7 @@ impl Server {
     /// are retried after a short pause.
     pub async fn serve<F, Fut>(self, handler: F) -> Result<()>
     where
-        F: Fn(WebSocket<TcpStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+        F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -327,13 +432,14 @@ impl Server {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             let handler = handler.clone();
             let task = tokio::spawn(async move {
                 let _untrack = registry::UntrackTask(&shared.registry);
-                let Ok((mut ws, mut info)) = shared.options.accept(stream, Some(remote)).await
-                else {
+                let Ok(stream) = shared.options.secure(stream).await else {
+                    return;
+                };
+                let Ok((mut ws, mut info)) = shared.options.accept(stream, remote).await else {
                     return;
                 };
                 if !shared.options.track_clients {

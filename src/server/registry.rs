@@ -32,7 +32,7 @@ pub struct BroadcastReport {
 struct Client {
     outbox: Arc<Outbox>,
     #[allow(dead_code)]
-    remote: SocketAddr,
+    remote: Option<SocketAddr>,
 }
 
 #[derive(Default)]
@@ -47,7 +47,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
-    pub(super) fn register(&self, remote: SocketAddr) -> (ClientId, Arc<Outbox>) {
+    pub(super) fn register(&self, remote: Option<SocketAddr>) -> (ClientId, Arc<Outbox>) {
         let id = ClientId(self.next.fetch_add(1, Ordering::Relaxed));
         let outbox = Arc::new(Outbox::default());
         lock(&self.clients).insert(

@@ -165,3 +165,88 @@ impl Peer {
         self.child
     }
 }
+
+/// Certificates made at test time: a CA and leaves it signs.
+pub mod certs {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+
+    /// A test CA.
+    pub struct Ca {
+        pub pem: String,
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    /// A certificate (PEM) and its key (PEM).
+    pub struct Leaf {
+        pub cert: String,
+        pub key: String,
+    }
+
+    impl Ca {
+        pub fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            Ca {
+                pem: cert.pem(),
+                cert,
+                key,
+            }
+        }
+
+        /// A server certificate for `names` (DNS names or IP addresses).
+        pub fn server(&self, names: &[&str]) -> Leaf {
+            self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth, false)
+        }
+
+        /// A server certificate for `names` that expired in 2021.
+        pub fn expired_server(&self, names: &[&str]) -> Leaf {
+            self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth, true)
+        }
+
+        /// A client certificate.
+        pub fn client(&self, name: &str) -> Leaf {
+            self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth, false)
+        }
+
+        fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, expired: bool) -> Leaf {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let mut params = CertificateParams::new(names.clone()).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, names[0].clone());
+            params.extended_key_usages = vec![usage];
+            if expired {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+            Leaf {
+                cert: cert.pem(),
+                key: key.serialize_pem(),
+            }
+        }
+    }
+
+    /// Writes `contents` to a file in a fresh temporary directory kept for the test's life.
+    pub fn write_temp(name: &str, contents: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("elo-test-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -18,7 +18,7 @@ const WebSocket = require('ws');
 function usage(msg) {
   if (msg) process.stderr.write(`client.js: ${msg}\n`);
   process.stderr.write(
-    'usage: node client.js URL [--deflate] [--require-deflate] [--deflate-options JSON] [--protocol P]... [--timeout SECS]\n' +
+    'usage: node client.js URL [--ca FILE] [--echo-only] [--deflate] [--require-deflate] [--deflate-options JSON] [--protocol P]... [--timeout SECS]\n' +
       '                          [--expect-close CODE REASON | --expect-status STATUS]\n'
   );
   process.exit(2);
@@ -33,6 +33,8 @@ const opts = {
   timeout: 20,
   expectClose: undefined,
   expectStatus: undefined,
+  ca: undefined,
+  echoOnly: false,
 };
 {
   const argv = process.argv.slice(2);
@@ -42,7 +44,9 @@ const opts = {
       if (i + 1 >= argv.length) usage(`${a} needs a value`);
       return argv[++i];
     };
-    if (a === '--deflate') opts.deflate = true;
+    if (a === '--ca') opts.ca = require('fs').readFileSync(value());
+    else if (a === '--echo-only') opts.echoOnly = true;
+    else if (a === '--deflate') opts.deflate = true;
     else if (a === '--require-deflate') opts.deflate = opts.requireDeflate = true;
     else if (a === '--deflate-options') {
       opts.deflate = opts.requireDeflate = true;
@@ -104,6 +108,8 @@ const ws = new WebSocket(opts.url, opts.protocols.length ? opts.protocols : unde
   perMessageDeflate: opts.deflate ? { threshold: 0, ...opts.deflateOptions } : false,
   maxPayload: 64 * 1024 * 1024,
   handshakeTimeout: opts.timeout * 1000,
+  // --ca: trust this root for wss:// (certificates made by the test).
+  ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
 });
 
 // ---------------------------------------------------------------------------
@@ -275,6 +281,21 @@ async function run() {
     assert(ev.data.toString() === 'abc', `${currentStep}: expected pong "abc", got ${describe(ev)}`);
   }
 
+  if (!opts.echoOnly) {
+    await serverCommands();
+  }
+
+  step('close 4001 "bye-from-node" and expect it echoed');
+  ws.close(4001, 'bye-from-node');
+  await expectClose(4001, 'bye-from-node');
+
+  assert(events.length === 0, `unexpected events after close: ${events.map(describe).join(', ')}`);
+  return pass();
+}
+
+// The steps that need the command server (tests/interop/node/README.md), skipped with
+// --echo-only against a plain echo server.
+async function serverCommands() {
   step('server ping via "ping:xyz" -> auto-pong -> text "pong:xyz"');
   ws.send('ping:xyz');
   {
@@ -287,11 +308,4 @@ async function run() {
   ws.send('fragments:4');
   await expectMessage('fragment-0fragment-1fragment-2fragment-3', false);
   await expectMessage(bytes(300), true);
-
-  step('close 4001 "bye-from-node" and expect it echoed');
-  ws.close(4001, 'bye-from-node');
-  await expectClose(4001, 'bye-from-node');
-
-  assert(events.length === 0, `unexpected events after close: ${events.map(describe).join(', ')}`);
-  return pass();
 }

@@ -2,7 +2,7 @@
 // Interop test peer: a `ws` WebSocket server driven by the Rust tests.
 //
 // Usage: node server.js [--deflate] [--path /some/path] [--protocols a,b]
-//                       [--max-lifetime SECS]
+//                       [--max-lifetime SECS] [--tls CERT.pem KEY.pem]
 //
 // Contract (see README.md):
 //   stdout: exactly one `LISTENING <port>` line once listening, then one
@@ -19,12 +19,12 @@ const { WebSocketServer } = require('ws');
 function usage(msg) {
   if (msg) process.stderr.write(`server.js: ${msg}\n`);
   process.stderr.write(
-    'usage: node server.js [--deflate] [--deflate-options JSON] [--path /p] [--protocols a,b] [--max-lifetime SECS]\n'
+    'usage: node server.js [--deflate] [--deflate-options JSON] [--path /p] [--protocols a,b] [--max-lifetime SECS] [--tls CERT KEY]\n'
   );
   process.exit(2);
 }
 
-const opts = { deflate: false, deflateOptions: {}, path: undefined, protocols: undefined, maxLifetime: 600 };
+const opts = { tls: undefined, deflate: false, deflateOptions: {}, path: undefined, protocols: undefined, maxLifetime: 600 };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -40,6 +40,7 @@ const opts = { deflate: false, deflateOptions: {}, path: undefined, protocols: u
     } else if (a === '--path') opts.path = value();
     else if (a === '--protocols') opts.protocols = value().split(',').filter(Boolean);
     else if (a === '--max-lifetime') opts.maxLifetime = Number(value());
+    else if (a === '--tls') opts.tls = { cert: value(), key: value() };
     else usage(`unknown argument ${JSON.stringify(a)}`);
   }
   if (!Number.isFinite(opts.maxLifetime) || opts.maxLifetime <= 0) usage('bad --max-lifetime');
@@ -82,6 +83,17 @@ if (opts.protocols !== undefined) {
     for (const p of offered) if (opts.protocols.includes(p)) return p;
     return false;
   };
+}
+
+if (opts.tls !== undefined) {
+  // wss:// on an https server of Node's own, the seed README's "external HTTPS server".
+  const fs = require('fs');
+  const https = require('https');
+  const server = https.createServer({ cert: fs.readFileSync(opts.tls.cert), key: fs.readFileSync(opts.tls.key) });
+  delete serverOptions.host;
+  delete serverOptions.port;
+  serverOptions.server = server;
+  server.listen(0, '127.0.0.1');
 }
 
 const wss = new WebSocketServer(serverOptions);

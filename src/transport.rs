@@ -1,0 +1,118 @@
+//! The transports the server accepts and the client connects over: TCP, TLS over TCP, and
+//! Unix domain sockets, each as one enum that is `AsyncRead + AsyncWrite`.
+
+use tokio::net::TcpStream;
+
+/// Implements `AsyncRead` and `AsyncWrite` for a transport enum with the variants `Plain`,
+/// `Tls` (feature `tls`) and `Unix` (Unix only) by forwarding to the variant's stream.
+macro_rules! forward_io {
+    ($name:ident) => {
+        impl $name {
+            fn project(
+                self: std::pin::Pin<&mut Self>,
+            ) -> std::pin::Pin<&mut dyn crate::transport::AsyncIo> {
+                match self.get_mut() {
+                    $name::Plain(s) => std::pin::Pin::new(s),
+                    #[cfg(feature = "tls")]
+                    $name::Tls(s) => std::pin::Pin::new(&mut **s),
+                    #[cfg(unix)]
+                    $name::Unix(s) => std::pin::Pin::new(s),
+                }
+            }
+
+            fn inner(&self) -> &dyn crate::transport::AsyncIo {
+                match self {
+                    $name::Plain(s) => s,
+                    #[cfg(feature = "tls")]
+                    $name::Tls(s) => &**s,
+                    #[cfg(unix)]
+                    $name::Unix(s) => s,
+                }
+            }
+        }
+
+        impl tokio::io::AsyncRead for $name {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.project().poll_read(cx, buf)
+            }
+        }
+
+        impl tokio::io::AsyncWrite for $name {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.project().poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.project().poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner().is_write_vectored()
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.project().poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.project().poll_shutdown(cx)
+            }
+        }
+    };
+}
+
+/// What the forwarding needs of a variant's stream.
+pub(crate) trait AsyncIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> AsyncIo for T {}
+
+/// A client's transport: what `ws://`, `wss://` and `ws+unix:` URLs connect over.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientStream {
+    /// Plain TCP (`ws://`), possibly a proxy tunnel.
+    Plain(TcpStream),
+    /// TLS over TCP (`wss://`), possibly inside a proxy tunnel.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A Unix domain socket (`ws+unix:`).
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+forward_io!(ClientStream);
+
+/// A server's transport: a TCP connection, TLS over it (with
+/// [`ServerBuilder::tls`](crate::server::ServerBuilder::tls)), or a Unix domain socket (with
+/// [`ServerBuilder::bind_unix`](crate::server::ServerBuilder::bind_unix)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// A Unix domain socket.
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+forward_io!(ServerStream);
