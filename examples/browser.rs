@@ -1,26 +1,20 @@
-//! A browser client: one port serves a small page over plain HTTP on `/` and WebSockets on
-//! `/ws`. The page uses the browser's native `WebSocket`: it connects, sends a message, and
+//! A browser client: one axum server serves a small page over plain HTTP on `/` and
+//! WebSockets on `/ws` through the library's axum extractor. The page uses the browser's native `WebSocket`: it connects, sends a message, and
 //! shows the echo; a form sends more. The server prints every message it receives.
 //!
 //! ```text
-//! cargo run --example browser -- 127.0.0.1:8080     # port 0 picks a free port
+//! cargo run --example browser --features axum -- 127.0.0.1:8080     # port 0: a free port
 //! # then open http://127.0.0.1:8080/ in a browser
 //! ```
 //!
 //! `tests/browser.rs` drives it with headless Chromium.
 
-#[path = "support/hyper_upgrade.rs"]
-mod hyper_upgrade;
-
-use std::convert::Infallible;
-
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_upgrade::{upgrade, Body, HyperWebSocket};
-use hyper_util::rt::TokioIo;
+use axum::response::{Html, Response};
+use axum::routing::get;
+use axum::Router;
+use enim_labore_occaecati::integrations::axum::WebSocketUpgrade;
+use enim_labore_occaecati::integrations::hyper::UpgradedStream;
+use enim_labore_occaecati::WebSocket;
 use tokio::net::TcpListener;
 
 const PAGE: &str = r#"<!doctype html>
@@ -60,7 +54,7 @@ const PAGE: &str = r#"<!doctype html>
 "#;
 
 /// Echoes every message and prints the text ones.
-async fn echo(mut ws: HyperWebSocket) {
+async fn echo(mut ws: WebSocket<UpgradedStream>) {
     while let Ok(Some(message)) = ws.recv().await {
         if let Some(text) = message.as_text() {
             println!("received: {text}");
@@ -71,24 +65,8 @@ async fn echo(mut ws: HyperWebSocket) {
     }
 }
 
-async fn route(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let response = match request.uri().path() {
-        "/" => {
-            let mut response = Response::new(Body::from(PAGE));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            response
-        }
-        "/ws" => upgrade(request, echo),
-        _ => {
-            let mut response = Response::new(Body::from("not found\n"));
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            response
-        }
-    };
-    Ok(response)
+async fn websocket(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|ws, _client| echo(ws)).await
 }
 
 #[tokio::main]
@@ -98,15 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on http://{}/", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let connection = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(route))
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                eprintln!("HTTP connection failed: {error}");
-            }
-        });
-    }
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws", get(websocket));
+    axum::serve(listener, app).await?;
+    Ok(())
 }

@@ -1,30 +1,32 @@
 //! Several WebSocket servers sharing one HTTP server, chosen by path (the seed's `noServer`
-//! mode): `/foo` echoes, `/bar` answers in upper case, `/health` is a plain HTTP route beside
-//! them, and anything else is refused with 404 before any upgrade.
+//! mode): `/foo` echoes, `/bar` answers in upper case and speaks the `shout` subprotocol,
+//! `/health` is a plain HTTP route beside them, and anything else is refused with 404 before
+//! any upgrade. Each endpoint has its own options, decided by `integrations::hyper::upgrade`.
 //!
 //! ```text
-//! cargo run --example shared_http_server -- 127.0.0.1:8080   # port 0 picks a free port
+//! cargo run --example shared_http_server --features hyper -- 127.0.0.1:8080   # port 0: a free port
 //! cargo run -p elo -- connect ws://127.0.0.1:8080/foo
 //! cargo run -p elo -- connect ws://127.0.0.1:8080/bar
 //! curl http://127.0.0.1:8080/health
 //! ```
 
-#[path = "support/hyper_upgrade.rs"]
-mod hyper_upgrade;
+#[path = "support/hyper_serve.rs"]
+mod hyper_serve;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::LazyLock;
 
-use enim_labore_occaecati::Message;
+use enim_labore_occaecati::integrations::hyper::{upgrade, UpgradedStream};
+use enim_labore_occaecati::server::{Server, ServerBuilder};
+use enim_labore_occaecati::{Message, WebSocket};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_upgrade::{upgrade, Body, HyperWebSocket};
-use hyper_util::rt::TokioIo;
+use hyper_serve::{serve, Body};
 use tokio::net::TcpListener;
 
 /// The `/foo` server: echoes every message.
-async fn foo(mut ws: HyperWebSocket) {
+async fn foo(mut ws: WebSocket<UpgradedStream>) {
     while let Ok(Some(message)) = ws.recv().await {
         if ws.send(message).await.is_err() {
             break;
@@ -33,7 +35,7 @@ async fn foo(mut ws: HyperWebSocket) {
 }
 
 /// The `/bar` server: answers text in upper case.
-async fn bar(mut ws: HyperWebSocket) {
+async fn bar(mut ws: WebSocket<UpgradedStream>) {
     while let Ok(Some(message)) = ws.recv().await {
         let reply = match message.as_text() {
             Some(text) => Message::text(text.to_uppercase()),
@@ -45,17 +47,36 @@ async fn bar(mut ws: HyperWebSocket) {
     }
 }
 
-async fn route(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let response = match request.uri().path() {
-        "/foo" => upgrade(request, foo),
-        "/bar" => upgrade(request, bar),
-        "/health" => Response::new(Body::from("ok\n")),
+static FOO: LazyLock<ServerBuilder> = LazyLock::new(Server::builder);
+static BAR: LazyLock<ServerBuilder> = LazyLock::new(|| Server::builder().protocols(["shout"]));
+
+async fn route(
+    request: Request<Incoming>,
+    remote: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    let is_foo = match request.uri().path() {
+        "/foo" => true,
+        "/bar" => false,
+        "/health" => return Ok(Response::new(Body::from("ok\n"))),
         _ => {
             let mut response = Response::new(Body::from("not found\n"));
             *response.status_mut() = StatusCode::NOT_FOUND;
-            response
+            return Ok(response);
         }
     };
+    let options: &ServerBuilder = if is_foo { &FOO } else { &BAR };
+    let (response, pending) = upgrade(options, request, Some(remote)).await;
+    if let Some(pending) = pending {
+        tokio::spawn(async move {
+            if let Ok((ws, _client)) = pending.finish().await {
+                if is_foo {
+                    foo(ws).await
+                } else {
+                    bar(ws).await
+                }
+            }
+        });
+    }
     Ok(response)
 }
 
@@ -66,15 +87,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on http://{}/", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let connection = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(route))
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                eprintln!("HTTP connection failed: {error}");
-            }
-        });
-    }
+    serve(listener, None, route).await
 }

@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test peers (Node ws, Python websockets, Chromium, Autobahn wstest and kosoku)"
+step "installing test peers (Node ws, Python websockets, Chromium, proxies, Autobahn wstest and kosoku)"
 if command -v npm >/dev/null 2>&1; then
     (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
 else
@@ -35,9 +35,18 @@ fi
 if [[ -z ${SKIP_CONFORMANCE:-} ]]; then
     bash scripts/conformance/install.sh
 fi
+# Real proxies for tests/proxy.rs (tinyproxy, danted, microsocks on 127.0.0.1); their
+# addresses go to $STATE_DIR/proxies.env, which the tests read.
+export STATE_DIR=${STATE_DIR:-/tmp/elo-proxies}
+export ELO_PROXY_ENV=$STATE_DIR/proxies.env
+if bash scripts/proxies/start.sh >/dev/null; then
+    trap 'bash scripts/proxies/stop.sh >/dev/null 2>&1 || true' EXIT
+else
+    echo "the proxies did not start: tests/proxy.rs fails under CI"
+fi
 
-step "cargo test --workspace"
-cargo test --workspace
+step "cargo test --workspace --all-features"
+cargo test --workspace --all-features
 
 if [[ -n ${SKIP_CONFORMANCE:-} ]]; then
     exit 0

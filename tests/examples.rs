@@ -2,6 +2,7 @@
 //! started on port 0 and driven with the library's client; clients are pointed at servers
 //! started here.
 
+mod common;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -137,7 +138,12 @@ async fn shared_http_server_routes_by_path() {
     let server = start("shared_http_server", &["127.0.0.1:0"]);
     let base = server.url.replace("http://", "ws://");
     let (mut foo, _) = connect(&format!("{base}foo")).await.unwrap();
-    let (mut bar, _) = connect(&format!("{base}bar")).await.unwrap();
+    let (mut bar, _) = ClientBuilder::new()
+        .protocol("shout")
+        .connect(&format!("{base}bar"))
+        .await
+        .unwrap();
+    assert_eq!(bar.protocol(), Some("shout"));
     foo.send("hello").await.unwrap();
     bar.send("hello").await.unwrap();
     assert_eq!(recv_text(&mut foo).await, "hello");
@@ -153,8 +159,41 @@ async fn shared_http_server_routes_by_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_server_serves_wss_with_a_certificate() {
+    use enim_labore_occaecati::tls::ClientTls;
+    let ca = common::certs::Ca::new("example CA");
+    let leaf = ca.server(&["localhost"]);
+    let cert = common::certs::write_temp("cert.pem", &leaf.cert);
+    let key = common::certs::write_temp("key.pem", &leaf.key);
+    let server = start(
+        "external_server",
+        &[
+            "127.0.0.1:0",
+            "--tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = server.url.replace("127.0.0.1", "localhost");
+    assert!(url.starts_with("wss://"), "{url}");
+    let tls = ClientTls::new().add_root_pem(ca.pem.as_bytes()).unwrap();
+    let (mut ws, _) = ClientBuilder::new().tls(tls).connect(&url).await.unwrap();
+    assert_eq!(recv_text(&mut ws).await, "something");
+    ws.close(None).await.unwrap();
+    // Without the CA the certificate is refused, and the error says why.
+    let error = connect(&url).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_auth_rejects_with_401_and_hands_the_user_to_the_handler() {
-    let mut server = start("client_auth", &["127.0.0.1:0"]);
+    // The library's own server, then the same hook on a hyper server.
+    for mode in [&["127.0.0.1:0"][..], &["127.0.0.1:0", "hyper"]] {
+        client_auth(start("client_auth", mode)).await;
+    }
+}
+
+async fn client_auth(mut server: support::Running) {
     for headers in [vec![], vec![("Authorization", "Bearer wrong")]] {
         let mut client = ClientBuilder::new();
         for (name, value) in headers {

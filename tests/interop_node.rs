@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,28 +15,8 @@ use enim_labore_occaecati::{
     ClientBuilder, CloseCode, CloseFrame, Config, DataKind, Message, WebSocket,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::process::Command;
 
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
-}
-
-fn node_available(test: &str) -> bool {
-    let ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-        && node_dir().join("node_modules/ws/package.json").exists();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: node or tests/interop/node/node_modules missing under CI"
-        );
-        eprintln!("{test}: skipped (run `npm ci` in tests/interop/node)");
-    }
-    ok
-}
+use common::node::{available as node_available, dir as node_dir, run_client as run_node_client};
 
 /// Our server speaking the interop command protocol (see tests/interop/node/README.md).
 async fn command_handler<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocket<S>) {
@@ -92,24 +71,6 @@ fn control_config() -> Config {
     let mut config = Config::default();
     config.receive_control_frames = true;
     config
-}
-
-async fn run_node_client(url: &str, extra: &[&str]) -> (bool, String, String) {
-    let output = Command::new("node")
-        .arg(node_dir().join("client.js"))
-        .arg(url)
-        .args(extra)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("node client timed out")
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -208,47 +208,17 @@ async fn handshake_timeout_covers_tls() {
     assert!(matches!(read, Ok(0) | Err(_)));
 }
 
-fn node_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
-}
-
-fn node_available(test: &str) -> bool {
-    let ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-        && node_dir().join("node_modules/ws/package.json").exists();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: node or tests/interop/node/node_modules missing under CI"
-        );
-        eprintln!("{test}: skipped (run `npm ci` in tests/interop/node)");
-    }
-    ok
-}
-
 #[tokio::test]
 async fn our_client_against_node_https_server() {
-    if !node_available("our_client_against_node_https_server") {
+    if !common::node::available("our_client_against_node_https_server") {
         return;
     }
     let ca = Ca::new("elo test CA");
     let leaf = ca.server(&["localhost"]);
     let cert = write_temp("cert.pem", &leaf.cert);
     let key = write_temp("key.pem", &leaf.key);
-    let peer = common::Peer::spawn(
-        std::path::Path::new("node"),
-        &[
-            node_dir().join("server.js").to_str().unwrap(),
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-        true,
-    )
-    .await;
+    let peer =
+        common::node::server(&["--tls", cert.to_str().unwrap(), key.to_str().unwrap()]).await;
     let port = peer.port;
     let _child = peer.drain();
     let client = ClientBuilder::new().tls(trusting(&ca));
@@ -272,28 +242,15 @@ async fn our_client_against_node_https_server() {
 
 #[tokio::test]
 async fn node_client_against_our_tls_server() {
-    if !node_available("node_client_against_our_tls_server") {
+    if !common::node::available("node_client_against_our_tls_server") {
         return;
     }
     let ca = Ca::new("elo test CA");
     let port = tls_echo(server_tls(&ca.server(&["localhost"]))).await;
     let ca_file = write_temp("ca.pem", &ca.pem);
-    let output = tokio::process::Command::new("node")
-        .arg(node_dir().join("client.js"))
-        .arg(format!("wss://localhost:{port}/"))
-        .arg("--ca")
-        .arg(&ca_file)
-        .arg("--echo-only")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.trim() == "OK",
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::node::client_passes(
+        &format!("wss://localhost:{port}/"),
+        &["--ca", ca_file.to_str().unwrap(), "--echo-only"],
+    )
+    .await;
 }

@@ -250,3 +250,69 @@ pub mod certs {
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+/// The seed library's test peers (`ws` under Node): tests/interop/node.
+pub mod node {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// The folder of server.js and client.js.
+    pub fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node")
+    }
+
+    /// Whether node and `ws` are installed; says the test was skipped when not, and fails
+    /// under CI, where they must be.
+    pub fn available(test: &str) -> bool {
+        let ok = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && dir().join("node_modules/ws/package.json").exists();
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: node or tests/interop/node/node_modules missing under CI"
+            );
+            eprintln!("{test}: skipped (run `npm ci` in tests/interop/node)");
+        }
+        ok
+    }
+
+    /// Runs client.js against `url` with `extra` arguments (60 s at most): whether it
+    /// succeeded, its stdout and its stderr.
+    pub async fn run_client(url: &str, extra: &[&str]) -> (bool, String, String) {
+        let output = tokio::process::Command::new("node")
+            .arg(dir().join("client.js"))
+            .arg(url)
+            .args(extra)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .expect("node client timed out")
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs client.js and asserts it printed `OK`.
+    pub async fn client_passes(url: &str, extra: &[&str]) {
+        let (ok, stdout, stderr) = run_client(url, extra).await;
+        assert!(
+            ok && stdout.starts_with("OK"),
+            "{url} {extra:?}\n{stdout}\n{stderr}"
+        );
+    }
+
+    /// Starts server.js with `args`.
+    pub async fn server(args: &[&str]) -> super::Peer {
+        let script = dir().join("server.js");
+        let mut all = vec![script.to_str().unwrap()];
+        all.extend_from_slice(args);
+        super::Peer::spawn(std::path::Path::new("node"), &all, false).await
+    }
+}

@@ -35,7 +35,13 @@ fn ensure_built() {
         let dir = profile_dir();
         let mut command = Command::new(cargo);
         command
-            .args(["build", "--quiet", "--examples", "--target-dir"])
+            .args([
+                "build",
+                "--quiet",
+                "--examples",
+                "--all-features",
+                "--target-dir",
+            ])
             .arg(dir.parent().expect("target dir"))
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         match dir.file_name().and_then(|n| n.to_str()) {
