@@ -9,7 +9,11 @@
 //!   integrations.
 //! - [`WebSocket`]: the tokio layer over any `AsyncRead + AsyncWrite + Unpin`.
 //! - [`server`]: binds a port, authenticates, tracks clients, broadcasts, shuts down.
-//! - [`client`]: connects to `ws://` URLs with subprotocols, headers, redirects and timeouts.
+//! - [`client`]: connects to `ws://`, `wss://` and `ws+unix:` URLs with subprotocols, headers,
+//!   redirects, timeouts and proxies (HTTP `CONNECT`, SOCKS5).
+//! - [`tls`]: rustls settings for `wss://` clients and TLS servers.
+//! - [`integrations`]: upgrades on a hyper server and an axum extractor, through the server's
+//!   own decision path.
 //! - [`deflate`]: permessage-deflate (RFC 7692) negotiation and codec: off on the server unless
 //!   [`ServerBuilder::deflate`](server::ServerBuilder::deflate), offered by the client.
 //! - [`io::ByteStream`]: a connection as `AsyncRead + AsyncWrite`
@@ -39,6 +43,14 @@
 //! ws.close(None).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Features
+//! - `tls` (default): `wss://` and TLS servers on rustls with the ring provider.
+//! - `native-roots`: trust the operating system's root certificates too.
+//! - `hyper`: [`integrations::hyper`], upgrades of hyper 1 requests.
+//! - `axum`: [`integrations::axum`], the `WebSocketUpgrade` extractor.
+//!
+//! Proxies, Unix domain sockets and heartbeats ([`config::Heartbeat`]) need no feature.
 //!
 //! ## Limits
 //! Every limit has a safe default and an option: [`Config`] (message, frame and fragment

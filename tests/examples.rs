@@ -88,6 +88,39 @@ async fn text_client_sends_and_receives_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_client_goes_through_tinyproxy() {
+    // The proxies of scripts/proxies/start.sh (scripts/test.sh starts them).
+    let path = std::env::var("ELO_PROXY_ENV")
+        .unwrap_or_else(|_| "/tmp/elo-proxies/proxies.env".to_owned());
+    let Ok(env) = std::fs::read_to_string(&path) else {
+        assert!(std::env::var_os("CI").is_none(), "{path} missing under CI");
+        eprintln!("proxy_client_goes_through_tinyproxy: skipped (no proxies)");
+        return;
+    };
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .unwrap()
+            .to_owned()
+    };
+    let url = echo_server().await;
+    let proxy = format!(
+        "http://{}:{}@{}",
+        var("ELO_PROXY_USER"),
+        var("ELO_PROXY_PASS"),
+        var("ELO_HTTP_PROXY_AUTH")
+    );
+    let output = run_client("proxy_client", vec![url.clone(), proxy]).await;
+    assert_eq!(stdout(&output), "received: through the proxy\n");
+    // Wrong credentials: the proxy's refusal is the error.
+    let wrong = format!("http://nobody:x@{}", var("ELO_HTTP_PROXY_AUTH"));
+    let output = run_client("proxy_client", vec![url, wrong]).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("proxy"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_client_sends_an_f32_array() {
     let url = echo_server().await;
     let output = run_client("binary_client", vec![url]).await;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 /// The RFC 6455 §1.3 sample key and its accept value.
@@ -32,6 +32,34 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
 async fn connect_inner(addr: SocketAddr) -> io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    handshake(&mut stream, addr).await?;
+    Ok(stream)
+}
+
+/// Connects over TLS (trusting the bench's own certificate) and performs the opening
+/// handshake (within `timeout`).
+pub async fn connect_tls(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: &crate::tls::Certificate,
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connect = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut stream = tls.connect(tcp).await?;
+        handshake(&mut stream, addr).await?;
+        Ok(stream)
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| err("handshake timed out"))?
+}
+
+/// The client side of the opening handshake on `stream`.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    addr: SocketAddr,
+) -> io::Result<()> {
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -51,7 +79,7 @@ async fn connect_inner(addr: SocketAddr) -> io::Result<TcpStream> {
     if !head.starts_with("HTTP/1.1 101") || !head.contains(ACCEPT) {
         return Err(err(format!("handshake refused: {head:?}")));
     }
-    Ok(stream)
+    Ok(())
 }
 
 /// A masked binary frame carrying `payload`, as a client sends it.
@@ -208,9 +236,28 @@ fn parse_header(h: &[u8]) -> (u8, u8, u64) {
 }
 
 /// Sends one message of `payload` and checks that exactly the same bytes come back.
-pub async fn verify_echo(addr: SocketAddr, payload: &[u8]) -> io::Result<()> {
+pub async fn verify_echo(
+    addr: SocketAddr,
+    payload: &[u8],
+    tls: Option<&crate::tls::Certificate>,
+) -> io::Result<()> {
+    match tls {
+        Some(tls) => {
+            verify_echo_on(
+                connect_tls(addr, Duration::from_secs(10), tls).await?,
+                payload,
+            )
+            .await
+        }
+        None => verify_echo_on(connect_inner(addr).await?, payload).await,
+    }
+}
+
+async fn verify_echo_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    payload: &[u8],
+) -> io::Result<()> {
     let check = async {
-        let mut stream = connect_inner(addr).await?;
         stream.write_all(&masked_frame(payload)).await?;
         let mut buf = Vec::with_capacity(payload.len() + 64);
         let mut received = Vec::with_capacity(payload.len());
@@ -248,6 +295,54 @@ pub async fn verify_echo(addr: SocketAddr, payload: &[u8]) -> io::Result<()> {
     tokio::time::timeout(Duration::from_secs(10), check)
         .await
         .map_err(|_| err("no echo within 10 s"))?
+}
+
+/// [`drive`] over any stream (TLS): a writer and a reader on the two halves of the stream,
+/// the reader handing the writer one permit per reply, so `k` messages stay in flight.
+pub async fn drive_stream<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    frames: Arc<Vec<u8>>,
+    frame_len: usize,
+    k: usize,
+    payload_len: usize,
+    counter: Arc<AtomicU64>,
+) -> io::Result<()> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let permits = Arc::new(tokio::sync::Semaphore::new(k));
+    let replies = permits.clone();
+    let write = async move {
+        loop {
+            let first = permits.acquire().await.map_err(|_| err("closed"))?;
+            first.forget();
+            let mut n = 1;
+            while let Ok(more) = permits.try_acquire() {
+                more.forget();
+                n += 1;
+            }
+            writer.write_all(&frames[..n * frame_len]).await?;
+            writer.flush().await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), io::Error>(())
+    };
+    let read = async move {
+        let mut parser = ReplyParser::new(payload_len);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                return Err(err("server closed the connection"));
+            }
+            let done = parser.feed(&buf[..n])?;
+            if done > 0 {
+                counter.fetch_add(done, Ordering::Relaxed);
+                replies.add_permits(done as usize);
+            }
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), io::Error>(())
+    };
+    tokio::try_join!(write, read).map(|_| ())
 }
 
 /// Drives one connection until aborted: keeps `k` messages in flight, sending one more for

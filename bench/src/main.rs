@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
-//!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin]
+//!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin] [--tls]
 //! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
-//! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N]
+//! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
 //! ```
 //!
 //! Environment: `ELO_BENCH_DURATION` (seconds per measurement), `ELO_BENCH_ROUNDS`,
@@ -16,6 +16,7 @@ mod idle;
 mod run;
 mod servers;
 mod sys;
+mod tls;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,8 +26,9 @@ use servers::Impl;
 const USAGE: &str = "usage:
   elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers elo,tungstenite,fastwebsockets]
                   [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
+                  [--tls]   (every connection over TLS, one rustls stack for all servers)
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin]
-  elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N]
+  elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
 environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
 
 fn main() -> ExitCode {
@@ -58,12 +60,22 @@ fn server_cmd(args: &[String]) -> Result<(), String> {
     let addr = addr
         .parse()
         .map_err(|e| format!("bad address {addr:?}: {e}"))?;
-    let cpu = match rest {
-        [] => None,
-        [flag, n] if flag == "--cpu" => Some(n.parse().map_err(|_| format!("bad --cpu {n:?}"))?),
-        _ => return Err(USAGE.to_owned()),
-    };
-    servers::run(imp, addr, cpu).map_err(|e| format!("{} server: {e}", imp.name()))
+    let mut cpu = None;
+    let mut tls = None;
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next()) {
+            ("--cpu", Some(n)) => cpu = Some(n.parse().map_err(|_| format!("bad --cpu {n:?}"))?),
+            ("--tls", Some(cert)) => {
+                let key = it.next().ok_or_else(|| USAGE.to_owned())?;
+                let loaded = enim_labore_occaecati::tls::ServerTls::from_pem_files(cert, key)
+                    .map_err(|e| format!("--tls: {e}"))?;
+                tls = Some(loaded);
+            }
+            _ => return Err(USAGE.to_owned()),
+        }
+    }
+    servers::run(imp, addr, cpu, tls).map_err(|e| format!("{} server: {e}", imp.name()))
 }
 
 /// Options of `run` and `idle`.
@@ -78,6 +90,7 @@ pub struct Opts {
     pub inflight: Option<Vec<usize>>,
     pub pin: bool,
     pub hold: Duration,
+    pub tls: bool,
 }
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
@@ -116,6 +129,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         inflight: None,
         pin: true,
         hold: Duration::from_secs(1),
+        tls: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -139,6 +153,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--inflight" => opts.inflight = Some(list(&value()?, "in-flight count")?),
             "--hold" => opts.hold = secs(&value()?, "--hold")?,
             "--no-pin" => opts.pin = false,
+            "--tls" => opts.tls = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }

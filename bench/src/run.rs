@@ -17,6 +17,12 @@ const BIG_PAYLOAD: usize = 1 << 20;
 const BIG_MAX_CONNS: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A load-generator connection.
+enum Conn {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Scenario {
     pub payload: usize,
@@ -98,6 +104,18 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let tls = if opts.tls {
+        let cert = crate::tls::Certificate::generate()?;
+        let _ = sys::SERVER_TLS.set((cert.cert_file.clone(), cert.key_file.clone()));
+        notes.push(
+            "every connection over TLS (rustls with ring, TLS 1.3, the library's ServerTls \
+             on every server)"
+                .to_owned(),
+        );
+        Some(Arc::new(cert))
+    } else {
+        None
+    };
 
     let mut procs = Vec::new();
     for &imp in &opts.servers {
@@ -110,13 +128,17 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         scenarios.iter().map(|s| s.payload).collect();
     for proc in &procs {
         for &p in &payload_sizes {
-            rt.block_on(client::verify_echo(proc.addr, &client::payload(p)))
-                .map_err(|e| {
-                    format!(
-                        "{} server failed the echo check ({p} B): {e}",
-                        proc.imp.name()
-                    )
-                })?;
+            rt.block_on(client::verify_echo(
+                proc.addr,
+                &client::payload(p),
+                tls.as_deref(),
+            ))
+            .map_err(|e| {
+                format!(
+                    "{} server failed the echo check ({p} B): {e}",
+                    proc.imp.name()
+                )
+            })?;
         }
     }
 
@@ -152,6 +174,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                     frame_len,
                     opts.duration,
                     warmup,
+                    tls.clone(),
                 ));
                 procs[idx].wait_idle(Duration::from_secs(3));
                 done += 1;
@@ -210,6 +233,7 @@ async fn measure(
     frame_len: usize,
     duration: Duration,
     warmup: Duration,
+    tls: Option<Arc<crate::tls::Certificate>>,
 ) -> Sample {
     let fail = |e: String| Sample {
         error: Some(e),
@@ -221,7 +245,15 @@ async fn measure(
         let batch = (sc.conns - streams.len()).min(64);
         let mut set = JoinSet::new();
         for _ in 0..batch {
-            set.spawn(client::connect(server.addr, CONNECT_TIMEOUT));
+            let (addr, tls) = (server.addr, tls.clone());
+            set.spawn(async move {
+                Ok::<_, std::io::Error>(match tls {
+                    Some(tls) => Conn::Tls(Box::new(
+                        client::connect_tls(addr, CONNECT_TIMEOUT, &tls).await?,
+                    )),
+                    None => Conn::Plain(client::connect(addr, CONNECT_TIMEOUT).await?),
+                })
+            });
         }
         while let Some(r) = set.join_next().await {
             match r {
@@ -234,14 +266,15 @@ async fn measure(
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     for stream in streams {
-        tasks.spawn(client::drive(
-            stream,
-            frames.clone(),
-            frame_len,
-            sc.k,
-            sc.payload,
-            counter.clone(),
-        ));
+        let (frames, counter) = (frames.clone(), counter.clone());
+        match stream {
+            Conn::Plain(stream) => tasks.spawn(client::drive(
+                stream, frames, frame_len, sc.k, sc.payload, counter,
+            )),
+            Conn::Tls(stream) => tasks.spawn(client::drive_stream(
+                *stream, frames, frame_len, sc.k, sc.payload, counter,
+            )),
+        };
     }
     let me = std::process::id();
     tokio::time::sleep(warmup).await;

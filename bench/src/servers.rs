@@ -10,6 +10,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use enim_labore_occaecati::tls::ServerTls;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -38,7 +40,13 @@ impl Impl {
 }
 
 /// Entry point of the `server` subcommand. Prints `READY <addr>` on stdout once listening.
-pub fn run(imp: Impl, addr: SocketAddr, cpu: Option<usize>) -> Result<(), BoxError> {
+/// With `tls`, every connection is TLS first, through the library's `ServerTls`.
+pub fn run(
+    imp: Impl,
+    addr: SocketAddr,
+    cpu: Option<usize>,
+    tls: Option<ServerTls>,
+) -> Result<(), BoxError> {
     crate::sys::die_with_parent();
     if let Some(cpu) = cpu {
         crate::sys::pin_to_cpu(cpu)?;
@@ -48,9 +56,9 @@ pub fn run(imp: Impl, addr: SocketAddr, cpu: Option<usize>) -> Result<(), BoxErr
         .build()?;
     rt.block_on(async move {
         match imp {
-            Impl::Elo => elo(addr).await,
-            Impl::Tungstenite => tungstenite(addr).await,
-            Impl::FastWebSockets => fastwebsockets(addr).await,
+            Impl::Elo => elo(addr, tls).await,
+            Impl::Tungstenite => tungstenite(addr, tls).await,
+            Impl::FastWebSockets => fastwebsockets(addr, tls).await,
         }
     })
 }
@@ -63,11 +71,12 @@ fn ready(addr: SocketAddr) {
 
 /// Ours: `feed` queues the echo, `recv` flushes everything queued before waiting for input,
 /// so the replies to one read go out in one write.
-async fn elo(addr: SocketAddr) -> Result<(), BoxError> {
-    let server = enim_labore_occaecati::server::Server::builder()
-        .track_clients(false)
-        .bind(addr)
-        .await?;
+async fn elo(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), BoxError> {
+    let mut builder = enim_labore_occaecati::server::Server::builder().track_clients(false);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let server = builder.bind(addr).await?;
     ready(server.local_addr()?);
     server
         .serve(|mut ws, _client| async move {
@@ -100,45 +109,69 @@ async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
 /// (64 MiB messages, 16 MiB frames) is enough for 1 MiB payloads. The example's
 /// `expect`/logging on errors is dropped: the load generator resets connections at the end
 /// of every measurement.
-async fn tungstenite(addr: SocketAddr) -> Result<(), BoxError> {
-    use futures_util::{future, StreamExt, TryStreamExt};
-
+async fn tungstenite(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), BoxError> {
     let listener = TcpListener::bind(addr).await?;
     ready(listener.local_addr()?);
     loop {
         let stream = accept(&listener).await;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
-                return;
-            };
-            let (write, read) = ws.split();
-            let _ = read
-                .try_filter(|msg| future::ready(msg.is_text() || msg.is_binary()))
-                .forward(write)
-                .await;
+            match tls {
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        tungstenite_echo(stream).await;
+                    }
+                }
+                None => tungstenite_echo(stream).await,
+            }
         });
     }
+}
+
+async fn tungstenite_echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
+    use futures_util::{future, StreamExt, TryStreamExt};
+
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (write, read) = ws.split();
+    let _ = read
+        .try_filter(|msg| future::ready(msg.is_text() || msg.is_binary()))
+        .forward(write)
+        .await;
 }
 
 /// fastwebsockets, as in its `examples/echo_server.rs`: hyper http1 connection with
 /// upgrades, `upgrade::upgrade`, a `FragmentCollector` (whole messages), auto close and auto
 /// pong on, `read_frame` + `write_frame`, the handler run `unconstrained` as the example does.
-async fn fastwebsockets(addr: SocketAddr) -> Result<(), BoxError> {
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-
+async fn fastwebsockets(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), BoxError> {
     let listener = TcpListener::bind(addr).await?;
     ready(listener.local_addr()?);
     loop {
         let stream = accept(&listener).await;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = http1::Builder::new()
-                .serve_connection(io, service_fn(fws_upgrade))
-                .with_upgrades()
-                .await;
+            match tls {
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        fws_serve(stream).await;
+                    }
+                }
+                None => fws_serve(stream).await,
+            }
         });
     }
+}
+
+async fn fws_serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S) {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = http1::Builder::new()
+        .serve_connection(io, service_fn(fws_upgrade))
+        .with_upgrades()
+        .await;
 }
 
 async fn fws_upgrade(

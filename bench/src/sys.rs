@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use crate::servers::Impl;
 
+/// The certificate and key files every server process serves TLS with (`--tls`).
+pub static SERVER_TLS: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+    std::sync::OnceLock::new();
+
 /// A server under test, running in its own process. Killed (and reaped) when dropped, also
 /// while unwinding from a panic; the child also asks the kernel to kill it if we die.
 pub struct ServerProc {
@@ -26,6 +30,9 @@ impl ServerProc {
         cmd.arg("server").arg(imp.name()).arg("127.0.0.1:0");
         if let Some(cpu) = cpu {
             cmd.arg("--cpu").arg(cpu.to_string());
+        }
+        if let Some((cert, key)) = SERVER_TLS.get() {
+            cmd.arg("--tls").arg(cert).arg(key);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
