@@ -41,7 +41,7 @@ where
                             .with_upgrades()
                             .await
                     }
-                    Err(error) => return eprintln!("TLS handshake failed: {error}"),
+                    Err(error) => return eprintln!("{error}"),
                 },
                 None => {
                     http.serve_connection(TokioIo::new(stream), service)

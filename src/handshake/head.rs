@@ -32,8 +32,16 @@ impl HeadReader {
     /// blank line included) once found.
     ///
     /// # Errors
-    /// [`HandshakeError::HeadTooLarge`] when `max_head_size` bytes came without a blank line.
+    /// [`HandshakeError::HeadTooLarge`] when `max_head_size` bytes came without a blank line;
+    /// [`HandshakeError::Malformed`] at once when the first byte can't start an HTTP head
+    /// (every method and `HTTP/` start with a letter), such as a TLS handshake sent to a plain
+    /// server, so the peer doesn't wait out a timeout.
     pub fn find_end(&mut self, limits: &HandshakeLimits) -> Result<Option<usize>, HandshakeError> {
+        if self.buf.first().is_some_and(|b| !b.is_ascii_alphabetic()) {
+            return Err(HandshakeError::Malformed(
+                "not an HTTP head (TLS sent to a plain-text port?)",
+            ));
+        }
         // Resume three bytes back: the terminator may straddle the previous scan's end.
         let from = self.scanned.saturating_sub(3);
         let window = &self.buf[from..self.buf.len().min(limits.max_head_size)];
@@ -148,6 +156,21 @@ pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_what_cannot_be_http_at_the_first_byte() {
+        let limits = HandshakeLimits::default();
+        let mut reader = HeadReader::new();
+        // The first bytes of a TLS ClientHello record.
+        reader.buffer().extend_from_slice(&[0x16, 0x03, 0x01, 0x02]);
+        assert!(matches!(
+            reader.find_end(&limits),
+            Err(HandshakeError::Malformed(_))
+        ));
+        let mut reader = HeadReader::new();
+        reader.buffer().extend_from_slice(b"GE");
+        assert_eq!(reader.find_end(&limits), Ok(None));
+    }
 
     #[test]
     fn finds_the_end_across_byte_by_byte_feeding() {
