@@ -3,8 +3,9 @@
 //! 1. codec throughput: the same 1000 JSON-like 16 KiB messages compressed and inflated with
 //!    context takeover, by our codec and by ws's `PerMessageDeflate` (zlib underneath);
 //! 2. memory per connection: server RSS growth over 200 connections that each exchanged one
-//!    compressed 16 KiB message, for our server (default, and without context takeover with
-//!    idle state released) and for a ws server.
+//!    compressed 16 KiB message and then stayed idle for 2.5 s, for our server (default: idle
+//!    compressors compacted after 1 s; without compaction; without context takeover with idle
+//!    state released) and for a ws server.
 //!
 //! `cargo bench --bench deflate` (needs `node` and `npm ci` in tests/interop/node). Figures are
 //! for comparison within one run on one machine, not absolute claims.
@@ -77,15 +78,19 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Runs our echo server in this process (re-executed as a child by the benchmark).
-fn serve(no_context_takeover: bool) {
+/// Runs our echo server in this process (re-executed as a child by the benchmark): `default`,
+/// `full` (no idle compaction) or `nct` (no context takeover, idle state released).
+fn serve(mode: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let mut deflate = DeflateConfig::default();
-        if no_context_takeover {
+        if mode == "full" {
+            deflate.compact_idle_after = None;
+        }
+        if mode == "nct" {
             deflate.server_no_context_takeover = true;
             deflate.client_no_context_takeover = true;
             deflate.release_idle_state = true;
@@ -133,7 +138,8 @@ async fn memory_per_connection(mut child: tokio::process::Child) -> f64 {
         ws.recv().await.unwrap();
         held.push(ws);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Idle long enough for compaction (between one and two delays of 1 s after last use).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = rss_kib(pid);
     drop(held);
     let _ = child.kill().await;
@@ -143,7 +149,7 @@ async fn memory_per_connection(mut child: tokio::process::Child) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-elo") {
-        serve(args.get(i + 1).map(String::as_str) == Some("nct"));
+        serve(args.get(i + 1).map(String::as_str).unwrap_or("default"));
         return;
     }
     let root = env!("CARGO_MANIFEST_DIR");
@@ -199,11 +205,17 @@ fn main() {
             .spawn()
             .unwrap()
     };
-    let (ours, ours_nct, node_mem) = runtime.block_on(async {
+    let (ours, ours_full, ours_nct, node_mem) = runtime.block_on(async {
         let ours = memory_per_connection(spawn(
             tokio::process::Command::new(&exe)
                 .arg("--serve-elo")
                 .arg("default"),
+        ))
+        .await;
+        let ours_full = memory_per_connection(spawn(
+            tokio::process::Command::new(&exe)
+                .arg("--serve-elo")
+                .arg("full"),
         ))
         .await;
         let ours_nct = memory_per_connection(spawn(
@@ -218,15 +230,19 @@ fn main() {
                 .args(["--deflate-options", r#"{"threshold":1024}"#]),
         ))
         .await;
-        (ours, ours_nct, node_mem)
+        (ours, ours_full, ours_nct, node_mem)
     });
     println!();
-    println!("server memory per connection after one compressed 16 KiB message each way, {CONNECTIONS} connections (RSS growth)");
+    println!("server memory per idle connection after one compressed 16 KiB message each way, {CONNECTIONS} connections, 2.5 s idle (RSS growth)");
     println!("| server | bytes per connection | vs ws |");
     println!("|---|---:|---:|");
     println!(
-        "| ours, context takeover | {ours:.0} | {:.2} |",
+        "| ours, context takeover (default: idle compressor compacted after 1 s) | {ours:.0} | {:.2} |",
         ours / node_mem
+    );
+    println!(
+        "| ours, context takeover, compaction off | {ours_full:.0} | {:.2} |",
+        ours_full / node_mem
     );
     println!(
         "| ours, no context takeover, idle state released | {ours_nct:.0} | {:.2} |",

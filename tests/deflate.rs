@@ -242,3 +242,47 @@ async fn compressed_text_must_inflate_to_utf8() {
     assert_eq!(read_close_code(&mut tcp).await, Some(1007));
     let _ = Duration::from_secs(0);
 }
+
+/// Idle compressors are compacted to their history and rebuilt on the next message: the
+/// context carries over, as the peer's inflater (ours, then the seed library's zlib) checks.
+#[tokio::test]
+async fn idle_compaction_keeps_the_context() {
+    let mut deflate = DeflateConfig::default();
+    deflate.compact_idle_after = Some(Duration::from_millis(40));
+    deflate.threshold = 0;
+    let ours = deflate_echo_server(deflate.clone(), Config::default()).await;
+    let mut urls = vec![format!("ws://{ours}/")];
+    let _node = if common::node::available("idle_compaction_keeps_the_context") {
+        let options = r#"{"threshold":0}"#;
+        let peer = common::node::server(&["--deflate-options", options]).await;
+        urls.push(format!("ws://127.0.0.1:{}/", peer.port));
+        Some(peer.drain())
+    } else {
+        None
+    };
+    for url in urls {
+        let (mut ws, _) = ClientBuilder::new()
+            .deflate(Some(deflate.clone()))
+            .connect(&url)
+            .await
+            .unwrap();
+        assert!(ws.extensions().starts_with("permessage-deflate"), "{url}");
+        let base = compressible(20_000);
+        for round in 0..4 {
+            // Each message repeats the last one: compressed, it is mostly back-references
+            // into the previous message, across a compaction on both sides.
+            let mut message = base.clone();
+            message.extend_from_slice(format!(" round {round}").as_bytes());
+            ws.send(message.clone()).await.unwrap();
+            assert_eq!(
+                ws.recv().await.unwrap(),
+                Some(Message::binary(message)),
+                "{url} round {round}"
+            );
+            // Long enough for both compressors to be compacted (two delays at most).
+            let idle = tokio::time::timeout(Duration::from_millis(150), ws.recv()).await;
+            assert!(idle.is_err(), "{idle:?}");
+        }
+        ws.close(None).await.unwrap();
+    }
+}

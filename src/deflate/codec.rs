@@ -19,8 +19,20 @@ use super::{DeflateConfig, Strategy};
 pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// A compressor for one direction of one connection.
+///
+/// With [`keep_history`](Compressor::keep_history), it remembers the last window of input so
+/// that [`compact`](Compressor::compact) can drop the zlib state (about 320 KiB at window 15)
+/// between messages and rebuild it on next use by priming a fresh one with that history as a
+/// dictionary. The peer's inflater holds the same history, so every back-reference stays valid:
+/// context takeover survives compaction.
 pub struct Compressor {
-    inner: Deflate,
+    inner: Option<Deflate>,
+    zconfig: ZConfig,
+    /// The last `window` bytes of input, when kept.
+    history: Option<Vec<u8>>,
+    window: usize,
+    /// Compressed something since the last [`take_used`](Compressor::take_used).
+    used: bool,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -52,15 +64,76 @@ impl Compressor {
             Strategy::Rle => zlib_rs::Strategy::Rle,
             Strategy::Fixed => zlib_rs::Strategy::Fixed,
         };
+        let bits = window_bits.clamp(9, 15);
         let zconfig = ZConfig {
             level: i32::from(config.level.min(9)),
-            window_bits: -i32::from(window_bits.clamp(9, 15)),
+            window_bits: -i32::from(bits),
             mem_level: i32::from(config.mem_level.clamp(1, 9)),
             strategy,
             ..ZConfig::default()
         };
         Compressor {
-            inner: Deflate::new_with_config(zconfig),
+            inner: None,
+            zconfig,
+            history: None,
+            window: 1 << bits,
+            used: false,
+        }
+    }
+
+    /// Remembers the last window of input, so that [`compact`](Compressor::compact) can
+    /// free the zlib state without breaking context takeover.
+    pub fn keep_history(mut self) -> Compressor {
+        self.history = Some(Vec::new());
+        self
+    }
+
+    /// Frees the zlib state, keeping only the history (when kept; otherwise this does
+    /// nothing). Answers whether state was freed.
+    pub fn compact(&mut self) -> bool {
+        if self.history.is_some() && self.inner.is_some() {
+            self.inner = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether anything was compressed since the last call.
+    pub fn take_used(&mut self) -> bool {
+        std::mem::take(&mut self.used)
+    }
+
+    /// Whether the zlib state is allocated.
+    pub fn is_live(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The zlib state, created on first use (primed with the history after a compaction).
+    fn deflate(&mut self) -> Result<&mut Deflate, CompressError> {
+        if self.inner.is_none() {
+            let mut deflate = Deflate::new_with_config(self.zconfig);
+            if let Some(history) = self.history.as_deref().filter(|h| !h.is_empty()) {
+                deflate.set_dictionary(history).map_err(|_| CompressError)?;
+            }
+            self.inner = Some(deflate);
+        }
+        self.inner.as_mut().ok_or(CompressError)
+    }
+
+    /// Appends `input` to the history, keeping its last `window` bytes.
+    fn remember(&mut self, input: &[u8]) {
+        let window = self.window;
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
+        if input.len() >= window {
+            history.clear();
+            history.extend_from_slice(&input[input.len() - window..]);
+        } else {
+            let excess = (history.len() + input.len()).saturating_sub(window);
+            history.drain(..excess);
+            history.extend_from_slice(input);
         }
     }
 
@@ -70,20 +143,21 @@ impl Compressor {
     /// # Errors
     /// An internal zlib error.
     pub fn compress(&mut self, input: &[u8], out: &mut BytesMut) -> Result<(), CompressError> {
+        self.used = true;
         let start = out.len();
         let mut consumed = 0usize;
+        let deflate = self.deflate()?;
         loop {
             let len = out.len();
             let room = (input.len() - consumed) / 2 + 64;
             out.resize(len + room, 0);
-            let before_in = self.inner.total_in();
-            let before_out = self.inner.total_out();
-            let status = self
-                .inner
+            let before_in = deflate.total_in();
+            let before_out = deflate.total_out();
+            let status = deflate
                 .compress(&input[consumed..], &mut out[len..], DeflateFlush::SyncFlush)
                 .map_err(|_| CompressError)?;
-            let read = (self.inner.total_in() - before_in) as usize;
-            let written = (self.inner.total_out() - before_out) as usize;
+            let read = (deflate.total_in() - before_in) as usize;
+            let written = (deflate.total_out() - before_out) as usize;
             consumed += read;
             out.truncate(len + written);
             // Done once all input is in and the flush fitted (output space left over).
@@ -103,12 +177,18 @@ impl Compressor {
             // a valid block.
             out.extend_from_slice(&[0x00]);
         }
+        self.remember(input);
         Ok(())
     }
 
     /// Starts a new context (no context takeover).
     pub fn reset(&mut self) {
-        self.inner.reset();
+        if let Some(inner) = self.inner.as_mut() {
+            inner.reset();
+        }
+        if let Some(history) = self.history.as_mut() {
+            history.clear();
+        }
     }
 }
 
@@ -336,6 +416,43 @@ mod tests {
 #[cfg(test)]
 mod sequence_tests {
     use super::*;
+
+    #[test]
+    fn compaction_keeps_context_takeover() {
+        // Messages that repeat earlier ones compress to back-references into the history;
+        // after each compaction the rebuilt compressor must still produce what the peer's
+        // (never compacted) inflater decodes.
+        for bits in [9u8, 12, 15] {
+            let config = DeflateConfig::default();
+            let mut compressor = Compressor::new(bits, &config).keep_history();
+            let mut decompressor = Decompressor::new(bits);
+            let base: Vec<u8> = (0..3000).map(|i| (i * 31 % 251) as u8).collect();
+            let mut compacted_sizes = Vec::new();
+            for round in 0..6 {
+                let mut message = base.clone();
+                message.extend_from_slice(format!("round {round}").as_bytes());
+                let mut wire = BytesMut::new();
+                compressor.compress(&message, &mut wire).unwrap();
+                if round > 0 {
+                    compacted_sizes.push(wire.len());
+                }
+                let mut out = BytesMut::new();
+                decompressor.inflate(&wire, &mut out, 1 << 20).unwrap();
+                decompressor.inflate(&TAIL, &mut out, 1 << 20).unwrap();
+                assert_eq!(&out[..], &message[..], "bits {bits} round {round}");
+                assert!(compressor.take_used());
+                assert!(compressor.compact());
+                assert!(!compressor.is_live());
+            }
+            // The repeats really were back-references (context taken over).
+            if bits == 15 {
+                assert!(
+                    compacted_sizes.iter().all(|&n| n < 200),
+                    "{compacted_sizes:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn empty_then_short_messages_with_takeover() {

@@ -9,7 +9,8 @@
 //! # Memory
 //! Compression state is created on first use, only on connections that negotiated the
 //! extension. With [`DeflateConfig::release_idle_state`], a direction without context takeover
-//! drops its state after each message, so idle connections hold none.
+//! drops its state after each message, so idle connections hold none; with context takeover,
+//! [`DeflateConfig::compact_idle_after`] shrinks an idle compressor to its window of history.
 
 pub mod codec;
 pub mod extensions;
@@ -73,6 +74,13 @@ pub struct DeflateConfig {
     /// (instead of resetting it), so idle connections hold no compression memory, at the cost
     /// of an allocation per compressed message. Default: off.
     pub release_idle_state: bool,
+    /// With context takeover, a compressor unused for this long (checked when the connection
+    /// is waiting for input) frees its zlib state (about 320 KiB at window 15, memory level 8)
+    /// and keeps only its window of history (32 KiB at window 15); the next message rebuilds
+    /// the state from that history, so the peer sees an unbroken context. An idle connection
+    /// then holds a fraction of a full compressor. `None` keeps the state for the connection's
+    /// life. Default: 1 s.
+    pub compact_idle_after: Option<std::time::Duration>,
 }
 
 impl Default for DeflateConfig {
@@ -87,6 +95,7 @@ impl Default for DeflateConfig {
             strategy: Strategy::Default,
             threshold: 1024,
             release_idle_state: false,
+            compact_idle_after: Some(std::time::Duration::from_secs(1)),
         }
     }
 }

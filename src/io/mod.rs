@@ -111,6 +111,10 @@ pub struct WebSocket<S> {
     outbox: Option<Arc<Outbox>>,
     read_chunk: usize,
     heartbeat: Option<Box<HeartbeatState>>,
+    /// When an unused compressor gets compacted ([`DeflateConfig::compact_idle_after`]).
+    ///
+    /// [`DeflateConfig::compact_idle_after`]: crate::deflate::DeflateConfig::compact_idle_after
+    deflate_idle: Option<Pin<Box<Sleep>>>,
 }
 
 /// The keepalive's timer and the ping it waits for ([`Config::heartbeat`]).
@@ -177,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             outbox: None,
             read_chunk: READ_CHUNK,
             heartbeat,
+            deflate_idle: None,
         }
     }
 
@@ -447,6 +452,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Ready(None);
         }
         self.drain_outbox(cx);
+        self.poll_deflate_idle(cx);
         if let Some(error) = self.poll_heartbeat(cx) {
             self.finished = true;
             let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
@@ -563,6 +569,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 .reset(now + heartbeat.settings.timeout);
         }
         None
+    }
+
+    /// Arms the compaction timer of a compressor with live state, and compacts it once it went
+    /// a whole delay unused. Checked, not reset, on activity: a busy connection costs one timer
+    /// expiry per delay, not a timer update per message.
+    fn poll_deflate_idle(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let Some(timer) = self.deflate_idle.as_mut() else {
+                let Some(delay) = self.conn.deflate_compaction_delay() else {
+                    return;
+                };
+                self.deflate_idle = Some(Box::pin(tokio::time::sleep(delay)));
+                continue;
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            if self.conn.compact_idle_deflate() {
+                self.deflate_idle = None;
+                return;
+            }
+            match self.conn.deflate_compaction_delay() {
+                Some(delay) => timer.as_mut().reset(tokio::time::Instant::now() + delay),
+                None => {
+                    self.deflate_idle = None;
+                    return;
+                }
+            }
+        }
     }
 
     /// A pong arrived: if it answers the heartbeat's ping, the peer is alive.

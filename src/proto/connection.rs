@@ -160,6 +160,31 @@ impl Connection {
         self
     }
 
+    /// How long an unused compressor may keep its full state
+    /// ([`DeflateConfig::compact_idle_after`]), when this connection has one to compact.
+    pub fn deflate_compaction_delay(&self) -> Option<std::time::Duration> {
+        let deflate = self.deflate.as_ref()?;
+        let live = deflate.compressor.as_ref().is_some_and(Compressor::is_live);
+        if live && !deflate.params.local_no_context_takeover {
+            deflate.config.compact_idle_after
+        } else {
+            None
+        }
+    }
+
+    /// Compacts the compressor if it was not used since the previous call; answers whether it
+    /// is compacted now (`false`: it was busy, ask again later).
+    pub fn compact_idle_deflate(&mut self) -> bool {
+        let Some(compressor) = self.deflate.as_mut().and_then(|d| d.compressor.as_mut()) else {
+            return true;
+        };
+        if compressor.take_used() {
+            return false;
+        }
+        compressor.compact();
+        true
+    }
+
     /// The negotiated permessage-deflate parameters, if any.
     pub fn deflate_params(&self) -> Option<&Negotiated> {
         self.deflate.as_ref().map(|d| &d.params)
@@ -578,9 +603,15 @@ impl Connection {
         };
         let window = deflate.params.local_max_window_bits;
         let config = &deflate.config;
-        let compressor = deflate
-            .compressor
-            .get_or_insert_with(|| Compressor::new(window, config));
+        let takeover = !deflate.params.local_no_context_takeover;
+        let compressor = deflate.compressor.get_or_insert_with(|| {
+            let compressor = Compressor::new(window, config);
+            if takeover && config.compact_idle_after.is_some() {
+                compressor.keep_history()
+            } else {
+                compressor
+            }
+        });
         let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
         compressor
             .compress(payload, &mut out)
