@@ -627,25 +627,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 *buf = spare;
             }
         }
-        // Grow by up to three times what is buffered (not the peer's declared length): a large
-        // frame costs a few reallocations whose copies add up to a third of its size, and
-        // memory stays within four times what actually arrived.
-        let step = wanted.min(READ_MAX_STEP.max(3 * buf.len())).max(read_chunk);
+        let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(read_chunk);
         buf.reserve(step);
-        // In the middle of a large frame, read no further than its end: the frame then fills
-        // the buffer exactly and is split off whole, with no tail of the next frame to copy
-        // into a new buffer.
-        let limit = if wanted >= READ_MAX_STEP {
-            wanted
-        } else {
-            usize::MAX
-        };
-        let read = tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.stream),
-            cx,
-            &mut bytes::BufMut::limit(&mut *buf, limit),
-        );
-        match read {
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.read_eof = true;
