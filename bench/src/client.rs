@@ -307,42 +307,53 @@ pub async fn drive_stream<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     payload_len: usize,
     counter: Arc<AtomicU64>,
 ) -> io::Result<()> {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, writer) = tokio::io::split(stream);
     let permits = Arc::new(tokio::sync::Semaphore::new(k));
-    let replies = permits.clone();
-    let write = async move {
-        loop {
-            let first = permits.acquire().await.map_err(|_| err("closed"))?;
-            first.forget();
-            let mut n = 1;
-            while let Ok(more) = permits.try_acquire() {
-                more.forget();
-                n += 1;
-            }
-            writer.write_all(&frames[..n * frame_len]).await?;
-            writer.flush().await?;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), io::Error>(())
-    };
-    let read = async move {
-        let mut parser = ReplyParser::new(payload_len);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                return Err(err("server closed the connection"));
-            }
-            let done = parser.feed(&buf[..n])?;
-            if done > 0 {
-                counter.fetch_add(done, Ordering::Relaxed);
-                replies.add_permits(done as usize);
-            }
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), io::Error>(())
-    };
+    let write = write_on_permits(writer, permits.clone(), frames, frame_len);
+    let read = count_replies(reader, permits, payload_len, counter);
     tokio::try_join!(write, read).map(|_| ())
+}
+
+/// Writes one frame per permit, all the permits available at once in one write.
+async fn write_on_permits<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    permits: Arc<tokio::sync::Semaphore>,
+    frames: Arc<Vec<u8>>,
+    frame_len: usize,
+) -> io::Result<()> {
+    loop {
+        // At least one; the single writer may take all that are there.
+        let n = permits.available_permits().max(1);
+        permits
+            .acquire_many(n as u32)
+            .await
+            .map_err(|_| err("closed"))?
+            .forget();
+        writer.write_all(&frames[..n * frame_len]).await?;
+        writer.flush().await?;
+    }
+}
+
+/// Counts complete replies and hands the writer one permit for each.
+async fn count_replies<R: AsyncRead + Unpin>(
+    mut reader: R,
+    permits: Arc<tokio::sync::Semaphore>,
+    payload_len: usize,
+    counter: Arc<AtomicU64>,
+) -> io::Result<()> {
+    let mut parser = ReplyParser::new(payload_len);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Err(err("server closed the connection"));
+        }
+        let done = parser.feed(&buf[..n])?;
+        if done > 0 {
+            counter.fetch_add(done, Ordering::Relaxed);
+            permits.add_permits(done as usize);
+        }
+    }
 }
 
 /// Drives one connection until aborted: keeps `k` messages in flight, sending one more for
