@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use common::certs::{write_temp, Ca, Leaf};
 use enim_labore_occaecati::server::{Server, ServerStream};
+use enim_labore_occaecati::tls::rustls::pki_types::pem::PemObject;
+use enim_labore_occaecati::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use enim_labore_occaecati::tls::{rustls, ClientTls, ServerTls, TlsFailure};
 use enim_labore_occaecati::{ClientBuilder, ErrorKind, Message, WebSocket};
 
@@ -120,8 +122,9 @@ async fn client_certificates() {
     let ca = Ca::new("elo test CA");
     let leaf = ca.server(&["localhost"]);
     let mut roots = rustls::RootCertStore::empty();
-    let ca_der = rustls_pki_types_from_pem(&ca.pem);
-    roots.add(ca_der).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+        .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
@@ -134,8 +137,8 @@ async fn client_certificates() {
         .unwrap()
         .with_client_cert_verifier(verifier)
         .with_single_cert(
-            vec![rustls_pki_types_from_pem(&leaf.cert)],
-            rustls::pki_types::PrivateKeyDer::try_from(pem_der(&leaf.key, "PRIVATE KEY")).unwrap(),
+            vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
         )
         .unwrap();
     let port = tls_echo(ServerTls::from_rustls(Arc::new(config))).await;
@@ -160,26 +163,6 @@ async fn client_certificates() {
         ),
         "{error:?}"
     );
-}
-
-fn pem_der(pem: &str, label: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let body: String = pem
-        .split(&begin)
-        .nth(1)
-        .and_then(|rest| rest.split(&end).next())
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap()
-}
-
-fn rustls_pki_types_from_pem(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
-    rustls::pki_types::CertificateDer::from(pem_der(pem, "CERTIFICATE"))
 }
 
 #[tokio::test]
