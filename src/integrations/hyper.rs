@@ -108,13 +108,15 @@ pub async fn upgrade<B>(
     remote_addr: Option<SocketAddr>,
 ) -> (Response<Full<Bytes>>, Option<PendingWebSocket>) {
     let on_upgrade = ::hyper::upgrade::on(&mut request);
+    // The decision looks at the head only; an upgrade request has no body.
     let (parts, _body) = request.into_parts();
-    let mut head = Request::new(());
-    *head.method_mut() = parts.method;
-    *head.uri_mut() = parts.uri;
-    *head.version_mut() = parts.version;
-    *head.headers_mut() = parts.headers;
-    upgrade_head(options, head, on_upgrade, remote_addr).await
+    upgrade_head(
+        options,
+        Request::from_parts(parts, ()),
+        on_upgrade,
+        remote_addr,
+    )
+    .await
 }
 
 /// [`upgrade`] on a request head whose upgrade future was already taken out.
