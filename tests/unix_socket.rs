@@ -84,6 +84,17 @@ async fn server_and_client_on_a_unix_socket() {
 }
 
 #[tokio::test]
+async fn bind_unix_never_replaces_a_file_or_a_live_server() {
+    let path = socket_path("regular-file");
+    std::fs::write(&path, b"not a socket").unwrap();
+    assert!(Server::builder().bind_unix(&path).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+    let live = socket_path("live.sock");
+    let _server = Server::builder().bind_unix(&live).unwrap();
+    assert!(Server::builder().bind_unix(&live).is_err());
+}
+
+#[tokio::test]
 async fn node_client_on_our_unix_socket() {
     if !common::node::available("node_client_on_our_unix_socket") {
         return;

@@ -199,12 +199,22 @@ impl ServerBuilder {
     #[cfg(unix)]
     pub fn bind_unix(self, path: impl AsRef<std::path::Path>) -> Result<Server> {
         self.validate()?;
+        use std::os::unix::fs::FileTypeExt;
         let path = path.as_ref();
-        if std::os::unix::net::UnixStream::connect(path).is_err() {
-            // Nobody answers there: a leftover socket file, safe to replace.
-            let _ = std::fs::remove_file(path);
-        }
-        let listener = tokio::net::UnixListener::bind(path)?;
+        let listener = match tokio::net::UnixListener::bind(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                // Replace only a socket file nobody answers on (left by an earlier run); any
+                // other file, or a live server, keeps the error.
+                let is_socket =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+                if !is_socket || std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(e.into());
+                }
+                std::fs::remove_file(path)?;
+                tokio::net::UnixListener::bind(path)?
+            }
+            other => other?,
+        };
         Ok(self.serve_on(Listener::Unix(listener, path.to_owned())))
     }
 
