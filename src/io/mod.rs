@@ -627,9 +627,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 *buf = spare;
             }
         }
-        let step = wanted.min(READ_MAX_STEP.max(buf.len())).max(read_chunk);
+        // How far a frame in progress may grow the buffer: to about twice what has arrived
+        // (doubling), never beyond the frame, so growth follows the bytes received, never a length the peer
+        // merely declared. One exception: when the buffer already holds at least half of what
+        // the whole frame needs (memory earlier input earned), reserve the rest at once; else a
+        // buffer a few bytes short would be copied whole when the frame's last bytes come.
+        let len = buf.len();
+        let proportional = READ_MAX_STEP.max(len);
+        let nearly_there = len.saturating_add(wanted) <= buf.capacity().saturating_mul(2);
+        let step = if wanted <= proportional || nearly_there {
+            wanted
+        } else {
+            proportional
+        }
+        .max(read_chunk);
         buf.reserve(step);
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
+        // Read no further than the current frame needs (or one chunk): bytes read past a large
+        // frame's end would be moved to the front of the buffer when the frame is handed out.
+        let mut limited = bytes::BufMut::limit(&mut *buf, wanted.max(read_chunk));
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut limited) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.read_eof = true;
@@ -748,5 +764,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             let _ = this.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
         }
         this.poll_flush_all(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    /// A masked binary frame header with a 64-bit length and a zero mask key (so the payload
+    /// bytes go on the wire as they are).
+    fn masked_binary_header(len: u64) -> Vec<u8> {
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend_from_slice(&len.to_be_bytes());
+        header.extend_from_slice(&[0, 0, 0, 0]);
+        header
+    }
+
+    /// The read buffer of a frame in progress grows with the bytes that arrived, not with the
+    /// length its header declares; once the rest arrives the frame is whole.
+    #[tokio::test]
+    async fn frame_buffer_grows_with_bytes_received_not_declared_length() {
+        const DECLARED: usize = 32 << 20;
+        const SENT: usize = 100 << 10;
+        let (mut peer, local) = tokio::io::duplex(1 << 20);
+        let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
+        peer.write_all(&masked_binary_header(DECLARED as u64))
+            .await
+            .unwrap();
+        peer.write_all(&vec![7u8; SENT]).await.unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(100), ws.recv()).await;
+        assert!(early.is_err(), "the frame can't be complete yet");
+        let capacity = ws.conn.read_buffer().capacity();
+        assert!(
+            (SENT..=4 * SENT + READ_MAX_STEP).contains(&capacity),
+            "{capacity} bytes of read buffer for {SENT} bytes received"
+        );
+
+        let writer = tokio::spawn(async move {
+            peer.write_all(&vec![7u8; DECLARED - SENT]).await.unwrap();
+            peer
+        });
+        let message = ws.recv().await.unwrap().expect("the whole frame");
+        let Message::Binary(payload) = message else {
+            panic!("expected a binary message, got {message:?}");
+        };
+        assert_eq!(payload.len(), DECLARED);
+        assert!(payload.iter().all(|&byte| byte == 7));
+        drop(writer.await.unwrap());
+    }
+
+    /// Two large frames back to back, the second arriving in the buffer the first one leaves:
+    /// both arrive intact (the early reservation of the rest of a frame is exercised).
+    #[tokio::test]
+    async fn large_frames_back_to_back_arrive_intact() {
+        const LEN: usize = (1 << 20) + 3;
+        let (mut peer, local) = tokio::io::duplex(256 << 10);
+        let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
+        let writer = tokio::spawn(async move {
+            for fill in [1u8, 2, 3] {
+                peer.write_all(&masked_binary_header(LEN as u64))
+                    .await
+                    .unwrap();
+                peer.write_all(&vec![fill; LEN]).await.unwrap();
+            }
+            peer
+        });
+        for fill in [1u8, 2, 3] {
+            let Some(Message::Binary(payload)) = ws.recv().await.unwrap() else {
+                panic!("expected a binary message");
+            };
+            assert_eq!(payload.len(), LEN);
+            assert!(payload.iter().all(|&byte| byte == fill));
+        }
+        drop(writer.await.unwrap());
     }
 }
