@@ -628,10 +628,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
         // How far a frame in progress may grow the buffer: to about twice what has arrived
-        // (doubling), never beyond the frame, so growth follows the bytes received, never a length the peer
-        // merely declared. One exception: when the buffer already holds at least half of what
-        // the whole frame needs (memory earlier input earned), reserve the rest at once; else a
-        // buffer a few bytes short would be copied whole when the frame's last bytes come.
+        // (doubling), never beyond the frame, so growth follows the bytes received, never a
+        // length the peer merely declared. One exception: when the buffer already holds at
+        // least half of what the whole frame needs (memory earlier input earned), reserve the
+        // rest at once; else a buffer a few bytes short is copied whole when the last bytes come.
         let len = buf.len();
         let proportional = READ_MAX_STEP.max(len);
         let nearly_there = len.saturating_add(wanted) <= buf.capacity().saturating_mul(2);
