@@ -642,9 +642,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         .max(read_chunk);
         buf.reserve(step);
-        // Read no further than the current frame needs (or one chunk): bytes read past a large
-        // frame's end would be moved to the front of the buffer when the frame is handed out.
-        let mut limited = bytes::BufMut::limit(&mut *buf, wanted.max(read_chunk));
+        // Read no further than the current frame needs, or the largest step: bytes read far past
+        // a large frame's end would be moved to the front of the buffer when the frame is handed
+        // out. (Small frames are not limited: one read takes a whole burst of them.)
+        let mut limited = bytes::BufMut::limit(&mut *buf, wanted.max(READ_MAX_STEP));
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut limited) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
