@@ -771,15 +771,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::frame::{FrameHeader, OpCode};
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
 
-    /// A masked binary frame header with a 64-bit length and a zero mask key (so the payload
-    /// bytes go on the wire as they are).
-    fn masked_binary_header(len: u64) -> Vec<u8> {
-        let mut header = vec![0x82, 0x80 | 127];
-        header.extend_from_slice(&len.to_be_bytes());
-        header.extend_from_slice(&[0, 0, 0, 0]);
+    /// A masked binary frame header with a zero mask key (so the payload bytes go on the wire
+    /// as they are).
+    fn masked_binary_header(len: u64) -> BytesMut {
+        let mut header = BytesMut::new();
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Binary,
+            mask: Some([0; 4]),
+            payload_len: len,
+        }
+        .encode(&mut header);
         header
     }
 
