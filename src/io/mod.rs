@@ -53,6 +53,23 @@ thread_local! {
 /// Largest single reservation before the buffer holds data to justify more (doubling).
 const READ_MAX_STEP: usize = 64 << 10;
 
+/// Makes room for `additional` more bytes. Past `READ_MAX_STEP` the buffer grows to exactly
+/// what is asked: `BytesMut::reserve` at least doubles its allocation, which would let the
+/// capacity of a large frame run ahead of the bytes received and past the frame's end. Below
+/// it, `reserve`'s own growth (bounded by a constant) spares small frames reallocations.
+fn reserve_exact(buf: &mut BytesMut, additional: usize) {
+    if buf.len() + additional <= READ_MAX_STEP {
+        buf.reserve(additional);
+        return;
+    }
+    if buf.capacity() - buf.len() >= additional || buf.try_reclaim(additional) {
+        return;
+    }
+    let mut grown = BytesMut::with_capacity(buf.len() + additional);
+    grown.extend_from_slice(buf);
+    *buf = grown;
+}
+
 /// Messages injected into a connection from outside its task (server broadcasts, shutdown).
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -633,15 +650,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // least half of what the whole frame needs (memory earlier input earned), reserve the
         // rest at once; else a buffer a few bytes short is copied whole when the last bytes come.
         let len = buf.len();
-        let proportional = READ_MAX_STEP.max(len);
         let nearly_there = len.saturating_add(wanted) <= buf.capacity().saturating_mul(2);
-        let step = if wanted <= proportional || nearly_there {
+        let step = if nearly_there {
             wanted
         } else {
-            proportional
+            wanted.min(READ_MAX_STEP.max(len))
         }
         .max(read_chunk);
-        buf.reserve(step);
+        reserve_exact(buf, step);
         // Read no further than the current frame needs, or the largest step: bytes read far past
         // a large frame's end would be moved to the front of the buffer when the frame is handed
         // out. (Small frames are not limited: one read takes a whole burst of them.)
