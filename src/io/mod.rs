@@ -53,12 +53,12 @@ thread_local! {
 /// Largest single reservation before the buffer holds data to justify more (doubling).
 const READ_MAX_STEP: usize = 64 << 10;
 
-/// Makes room for `additional` more bytes. Past `READ_MAX_STEP` the buffer grows to exactly
-/// what is asked: `BytesMut::reserve` at least doubles its allocation, which would let the
-/// capacity of a large frame run ahead of the bytes received and past the frame's end. Below
-/// it, `reserve`'s own growth (bounded by a constant) spares small frames reallocations.
+/// Makes room for `additional` more bytes. A reservation larger than `READ_MAX_STEP` (only a
+/// large frame asks for one) grows the buffer to exactly what is asked: `BytesMut::reserve` at
+/// least doubles its allocation, which would let the capacity run ahead of the bytes received
+/// and past the frame's end. Smaller ones keep `reserve`'s own growth, bounded by a constant.
 fn reserve_exact(buf: &mut BytesMut, additional: usize) {
-    if buf.len() + additional <= READ_MAX_STEP {
+    if additional <= READ_MAX_STEP {
         buf.reserve(additional);
         return;
     }
