@@ -56,7 +56,8 @@ const READ_MAX_STEP: usize = 64 << 10;
 /// Makes room for `additional` more bytes. A reservation larger than `READ_MAX_STEP` (only a
 /// large frame asks for one) grows the buffer to exactly what is asked: `BytesMut::reserve` at
 /// least doubles its allocation, which would let the capacity run ahead of the bytes received
-/// and past the frame's end. Smaller ones keep `reserve`'s own growth, bounded by a constant.
+/// and past the frame's end. Smaller ones keep `reserve`'s own growth: at most double the
+/// allocation the buffer already holds, which earlier input paid for.
 fn reserve_exact(buf: &mut BytesMut, additional: usize) {
     if additional <= READ_MAX_STEP {
         buf.reserve(additional);
