@@ -1,6 +1,6 @@
 // The seed library's permessage-deflate (ws under Node) compressing and inflating the same
 // messages as benches/deflate.rs, through ws's own PerMessageDeflate class (zlib underneath).
-// Usage: node benches/deflate-node.js COUNT SIZE ; prints JSON on one line.
+// Usage: node benches/deflate-node.js COUNT SIZE [LEVEL] ; prints JSON on one line.
 'use strict';
 const path = require('path');
 const PerMessageDeflate = require(
@@ -9,6 +9,8 @@ const PerMessageDeflate = require(
 
 const count = Number(process.argv[2] || 1000);
 const size = Number(process.argv[3] || 16384);
+// zlib level; ws's default (none given) is zlib's, 6.
+const level = Number(process.argv[4] || 6);
 
 // Same generator as the Rust side: JSON-like records with a counter.
 function message(i) {
@@ -22,7 +24,7 @@ function message(i) {
 }
 const messages = Array.from({ length: count }, (_, i) => message(i));
 
-const server = new PerMessageDeflate({ threshold: 0 }, true);
+const server = new PerMessageDeflate({ threshold: 0, zlibDeflateOptions: { level } }, true);
 server.accept([{}]);
 const client = new PerMessageDeflate({ threshold: 0 }, false);
 client.accept([{}]);

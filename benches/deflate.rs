@@ -1,14 +1,16 @@
 //! permessage-deflate, measured side by side with the seed library (ws under Node) in one run:
 //!
 //! 1. codec throughput: the same 1000 JSON-like 16 KiB messages compressed and inflated with
-//!    context takeover, by our codec and by ws's `PerMessageDeflate` (zlib underneath);
+//!    context takeover, by our codec and by ws's `PerMessageDeflate` (zlib underneath), at
+//!    level 6 (both defaults) and then at every level 1-9;
 //! 2. memory per connection: server RSS growth over 200 connections that each exchanged one
 //!    compressed 16 KiB message and then stayed idle for 2.5 s, for our server (default: idle
 //!    compressors compacted after 1 s; without compaction; without context takeover with idle
 //!    state released) and for a ws server.
 //!
-//! `cargo bench --bench deflate` (needs `node` and `npm ci` in tests/interop/node). Figures are
-//! for comparison within one run on one machine, not absolute claims.
+//! `cargo bench --bench deflate [-- --throughput-only]` (needs `node` and `npm ci` in
+//! tests/interop/node). Figures are for comparison within one run on one machine, not absolute
+//! claims.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +25,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const COUNT: usize = 1000;
 const SIZE: usize = 16 << 10;
 const CONNECTIONS: usize = 200;
+const ROUNDS: usize = 7;
+const LEVEL_ROUNDS: usize = 3;
 
 /// JSON-like records with a counter: the same text benches/deflate-node.js makes.
 fn message(i: usize) -> Vec<u8> {
@@ -43,8 +47,10 @@ fn message(i: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn ours_throughput(messages: &[Vec<u8>]) -> (f64, f64, usize) {
-    let config = DeflateConfig::default();
+/// Seconds to compress, seconds to inflate, and compressed bytes, at `level`.
+fn ours_throughput(messages: &[Vec<u8>], level: u8) -> (f64, f64, usize) {
+    let mut config = DeflateConfig::default();
+    config.level = level;
     // As a connection with context takeover holds it by default: keeping its window of history
     // for idle compaction.
     let mut compressor = Compressor::new(15, &config).keep_history();
@@ -148,6 +154,59 @@ async fn memory_per_connection(mut child: tokio::process::Child) -> f64 {
     (after.saturating_sub(before) as f64 * 1024.0) / CONNECTIONS as f64
 }
 
+/// Medians of (compress s, inflate s, compressed bytes) for ours and for ws, and the
+/// compression speed ratio of each round.
+struct Comparison {
+    ours: (f64, f64, f64),
+    node: (f64, f64, f64),
+    compress_ratios: Vec<String>,
+}
+
+/// Compresses and inflates `messages` with our codec and with ws's, `rounds` times
+/// interleaved (so a slow moment of the machine falls on both), at zlib level `level`.
+fn compare(messages: &[Vec<u8>], level: u8, rounds: usize) -> Comparison {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut ours = Vec::with_capacity(rounds);
+    let mut node = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let (c, i, wire) = ours_throughput(messages, level);
+        ours.push((c, i, wire as f64));
+        let out = Command::new("node")
+            .arg(format!("{root}/benches/deflate-node.js"))
+            .args([COUNT.to_string(), SIZE.to_string(), level.to_string()])
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = String::from_utf8_lossy(&out.stdout).into_owned();
+        node.push((
+            json_field(&json, "compress_s"),
+            json_field(&json, "inflate_s"),
+            json_field(&json, "wire_bytes"),
+        ));
+    }
+    let median = |v: &[(f64, f64, f64)]| {
+        let pick = |f: fn(&(f64, f64, f64)) -> f64| {
+            let mut x: Vec<f64> = v.iter().map(f).collect();
+            x.sort_by(f64::total_cmp);
+            x[x.len() / 2]
+        };
+        (pick(|r| r.0), pick(|r| r.1), pick(|r| r.2))
+    };
+    Comparison {
+        ours: median(&ours),
+        node: median(&node),
+        compress_ratios: ours
+            .iter()
+            .zip(&node)
+            .map(|(o, n)| format!("{:.2}", n.0 / o.0))
+            .collect(),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-elo") {
@@ -156,43 +215,52 @@ fn main() {
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let messages: Vec<Vec<u8>> = (0..COUNT).map(message).collect();
-    let (compress, inflate, wire) = ours_throughput(&messages);
-    let node = Command::new("node")
-        .arg(format!("{root}/benches/deflate-node.js"))
-        .args([COUNT.to_string(), SIZE.to_string()])
-        .output()
-        .expect("node");
-    assert!(
-        node.status.success(),
-        "{}",
-        String::from_utf8_lossy(&node.stderr)
-    );
-    let json = String::from_utf8_lossy(&node.stdout).into_owned();
+    let level6 = compare(&messages, 6, ROUNDS);
     let mb = (COUNT * SIZE) as f64 / 1e6;
-    let (node_c, node_i, node_wire) = (
-        json_field(&json, "compress_s"),
-        json_field(&json, "inflate_s"),
-        json_field(&json, "wire_bytes"),
-    );
-    println!("permessage-deflate, {COUNT} messages of {SIZE} bytes, context takeover, level 6, window 15");
+    println!("permessage-deflate, {COUNT} messages of {SIZE} bytes, context takeover, level 6 (both libraries' default), window 15, median of {ROUNDS} interleaved rounds");
     println!("| | ours | ws (Node) | ratio |");
     println!("|---|---:|---:|---:|");
     println!(
         "| compress, MB/s of input | {:.0} | {:.0} | {:.2}x |",
-        mb / compress,
-        mb / node_c,
-        node_c / compress
+        mb / level6.ours.0,
+        mb / level6.node.0,
+        level6.node.0 / level6.ours.0
     );
     println!(
         "| inflate, MB/s of output | {:.0} | {:.0} | {:.2}x |",
-        mb / inflate,
-        mb / node_i,
-        node_i / inflate
+        mb / level6.ours.1,
+        mb / level6.node.1,
+        level6.node.1 / level6.ours.1
     );
     println!(
-        "| compressed size, bytes | {wire} | {node_wire:.0} | {:.3} |",
-        wire as f64 / node_wire
+        "| compressed size, bytes | {:.0} | {:.0} | {:.3} |",
+        level6.ours.2,
+        level6.node.2,
+        level6.ours.2 / level6.node.2
     );
+    println!(
+        "compress ratio per round: {}",
+        level6.compress_ratios.join(" ")
+    );
+    println!();
+    println!("every level, same messages, median of {LEVEL_ROUNDS} interleaved rounds each");
+    println!("| level | ours compress MB/s | ws compress MB/s | ratio | ours bytes | ws bytes | size ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for level in 1..=9u8 {
+        let c = compare(&messages, level, LEVEL_ROUNDS);
+        println!(
+            "| {level} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.0} | {:.3} |",
+            mb / c.ours.0,
+            mb / c.node.0,
+            c.node.0 / c.ours.0,
+            c.ours.2,
+            c.node.2,
+            c.ours.2 / c.node.2
+        );
+    }
+    if args.iter().any(|a| a == "--throughput-only") {
+        return;
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
