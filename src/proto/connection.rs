@@ -239,7 +239,7 @@ impl Connection {
     }
 
     /// How many more bytes it takes to make progress: the rest of the current frame, or of a
-    /// header. The I/O layer reserves about this much, but never more than twice what it holds
+    /// header. The I/O layer reserves about this much, but never more than four times what it holds
     /// (and at least a small chunk), so a declared length alone never allocates.
     pub fn bytes_wanted(&self) -> usize {
         match &self.frame {
