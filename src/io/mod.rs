@@ -545,6 +545,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                             return Poll::Ready(Some(Err(e)));
                         }
                     }
+                    self.release_idle_read_buffer();
                     return Poll::Pending;
                 }
             };
@@ -658,7 +659,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // and takes it in fewer, larger reads.
         let len = buf.len();
         let capacity = buf.capacity();
-        let rest = wanted.max(read_chunk);
+        // Between frames, an empty buffer's spare room (at least the smallest chunk) is enough
+        // for the next read: growing it to a full chunk would allocate a new buffer while the
+        // message just handed out still shares this one, once per message on a connection that
+        // exchanges one message at a time.
+        let rest = if len == 0 && capacity >= READ_CHUNK {
+            wanted.max(read_chunk.min(capacity))
+        } else {
+            wanted.max(read_chunk)
+        };
         if capacity - len < rest {
             let bound = len
                 .saturating_mul(FRAME_GROWTH)
@@ -688,23 +697,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-            Poll::Pending => {
-                if buf.is_empty() {
-                    // Idle connections hold no read buffer: it goes back to this thread's
-                    // spares (when nothing else still shares it) for the next connection that
-                    // has input, so busy connections don't allocate one per wake-up either.
-                    let mut spare = std::mem::take(buf);
-                    if spare.capacity() <= READ_MAX_STEP && spare.try_reclaim(READ_CHUNK) {
-                        SPARE_READ_BUFFERS.with(|pool| {
-                            let mut pool = pool.borrow_mut();
-                            if pool.len() < SPARE_READ_BUFFERS_MAX {
-                                pool.push(spare);
-                            }
-                        });
-                    }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The input ran dry: an empty read buffer goes back to this thread's spares (when nothing
+    /// else still shares it) for the next connection that has input, so idle connections hold
+    /// none and busy ones don't allocate one per wake-up either. Called after the replies were
+    /// written, so a message just echoed no longer shares the buffer and it can be reused.
+    fn release_idle_read_buffer(&mut self) {
+        let buf = self.conn.read_buffer();
+        if !buf.is_empty() {
+            return;
+        }
+        let mut spare = std::mem::take(buf);
+        // Asking for one byte more than the buffer's tail has takes back the whole allocation
+        // when nothing else shares it (the empty buffer moves to its start); failing that, a
+        // tail of at least a chunk will do. Capacity is judged once reclaimed: a large frame
+        // may have grown the allocation far past what a spare should keep.
+        let whole = spare.capacity().saturating_add(1);
+        let reclaimed = spare.try_reclaim(whole) || spare.try_reclaim(READ_CHUNK);
+        if reclaimed && spare.capacity() <= READ_MAX_STEP {
+            SPARE_READ_BUFFERS.with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < SPARE_READ_BUFFERS_MAX {
+                    pool.push(spare);
                 }
-                Poll::Pending
-            }
+            });
         }
     }
 
