@@ -838,6 +838,14 @@ mod tests {
         header
     }
 
+    /// Writes one masked binary frame of `len` bytes of `fill` (the mask is all zeros).
+    async fn write_masked_binary(peer: &mut tokio::io::DuplexStream, len: usize, fill: u8) {
+        peer.write_all(&masked_binary_header(len as u64))
+            .await
+            .unwrap();
+        peer.write_all(&vec![fill; len]).await.unwrap();
+    }
+
     /// The read buffer of a frame in progress grows with the bytes that arrived, not with the
     /// length its header declares; once the rest arrives the frame is whole.
     #[tokio::test]
@@ -869,6 +877,68 @@ mod tests {
         assert_eq!(payload.len(), DECLARED);
         assert!(payload.iter().all(|&byte| byte == 7));
         drop(writer.await.unwrap());
+    }
+
+    /// An idle connection gives its read buffer back to the thread's spares, whole, once the
+    /// message that shared it is gone, and is read into again from there; but a spare never
+    /// keeps a large frame's allocation.
+    #[tokio::test]
+    async fn idle_read_buffer_goes_to_the_spares_but_a_large_one_is_freed() {
+        const LARGE: usize = 1 << 20;
+        const SMALL: usize = 1000;
+        // (start address, capacity) of each spare buffer.
+        let pooled = || {
+            SPARE_READ_BUFFERS.with(|pool| {
+                let pool = pool.borrow();
+                pool.iter()
+                    .map(|spare| (spare.as_ptr() as usize, spare.capacity()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let (mut peer, local) = tokio::io::duplex(2 << 20);
+        let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
+
+        write_masked_binary(&mut peer, LARGE, 1).await;
+        let message = ws.recv().await.unwrap().expect("the large frame");
+        assert_eq!(message.len(), LARGE);
+        drop(message);
+        let idle = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
+        assert!(idle.is_err(), "nothing more was sent");
+        assert_eq!(
+            ws.conn.read_buffer().capacity(),
+            0,
+            "an idle connection holds no buffer"
+        );
+        assert!(
+            pooled()
+                .iter()
+                .all(|&(_, capacity)| capacity <= READ_MAX_STEP),
+            "a spare kept a large frame's allocation: {:?}",
+            pooled()
+        );
+
+        write_masked_binary(&mut peer, SMALL, 2).await;
+        let message = ws.recv().await.unwrap().expect("the small frame");
+        assert_eq!(message.len(), SMALL);
+        let Message::Binary(payload) = message else {
+            panic!("expected a binary message");
+        };
+        let payload_at = payload.as_ptr() as usize;
+        drop(payload);
+        let idle = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
+        assert!(idle.is_err(), "nothing more was sent");
+        assert_eq!(ws.conn.read_buffer().capacity(), 0);
+        // Reclaimed whole: the spare starts at or before where the message was, not after it.
+        let spares = pooled();
+        assert!(
+            spares
+                .iter()
+                .any(|&(start, capacity)| start <= payload_at && payload_at < start + capacity),
+            "the small frame's buffer was not reclaimed whole: {spares:?}, message at {payload_at}"
+        );
+        assert!(spares
+            .iter()
+            .all(|&(_, capacity)| capacity <= READ_MAX_STEP));
     }
 
     /// Two large frames back to back, the second arriving in the buffer the first one leaves:
