@@ -681,6 +681,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
         let room = rest.min(buf.capacity() - len);
+        // Read no further than the current frame needs, or the largest step: bytes read far past
+        // a large frame's end would be moved to the front of the buffer when the frame is handed
+        // out. (Small frames are not limited: one read takes a whole burst of them.)
         let mut limited = bytes::BufMut::limit(&mut *buf, wanted.max(READ_MAX_STEP));
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut limited) {
             Poll::Ready(Ok(n)) => {
@@ -703,8 +706,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The input ran dry: an empty read buffer goes back to this thread's spares (when nothing
     /// else still shares it) for the next connection that has input, so idle connections hold
-    /// none and busy ones don't allocate one per wake-up either. Called after the replies were
-    /// written, so a message just echoed no longer shares the buffer and it can be reused.
+    /// none and busy ones don't allocate one per wake-up either. Called after writing what is
+    /// owed, so a message just echoed (once written) no longer shares the buffer and the whole
+    /// allocation can be reused.
     fn release_idle_read_buffer(&mut self) {
         let buf = self.conn.read_buffer();
         if !buf.is_empty() {
@@ -950,10 +954,7 @@ mod tests {
         let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
         let writer = tokio::spawn(async move {
             for fill in [1u8, 2, 3] {
-                peer.write_all(&masked_binary_header(LEN as u64))
-                    .await
-                    .unwrap();
-                peer.write_all(&vec![fill; LEN]).await.unwrap();
+                write_masked_binary(&mut peer, LEN, fill).await;
             }
             peer
         });

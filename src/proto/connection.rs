@@ -239,8 +239,9 @@ impl Connection {
     }
 
     /// How many more bytes it takes to make progress: the rest of the current frame, or of a
-    /// header. The I/O layer reserves about this much, but never more than four times what it holds
-    /// (and at least a small chunk), so a declared length alone never allocates.
+    /// header. The I/O layer reserves about this much, but grows a buffer only with what it
+    /// holds (at most fourfold plus one large step, or double its capacity; at least a small
+    /// chunk), so a declared length alone never allocates.
     pub fn bytes_wanted(&self) -> usize {
         match &self.frame {
             Some(frame) => frame.len.saturating_sub(self.read_buf.len()).max(1),
