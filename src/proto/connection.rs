@@ -761,8 +761,12 @@ impl Connection {
                 n = 0;
             }
         }
-        if n > 0 {
-            self.staging.advance(n.min(self.staging.len()));
+        if n >= self.staging.len() {
+            // Written whole: clearing keeps the buffer's start where it is, whereas advancing
+            // first would move it, and the next frame staged would pay for moving it back.
+            self.staging.clear();
+        } else if n > 0 {
+            self.staging.advance(n);
         }
         if self.queue.is_empty() && self.staging.is_empty() {
             if self.staging.capacity() > 64 << 10 {

@@ -398,6 +398,40 @@ fn large_payloads_are_queued_without_copy() {
     assert_eq!(conn.buffered_amount(), 3);
 }
 
+#[test]
+fn small_frames_reuse_the_start_of_the_staging_buffer_once_written() {
+    // Once written whole, the staging buffer starts over where it began: a frame staged next
+    // goes to the same address, not past what was written (which would leave ever less room
+    // and make the buffer move its start back later).
+    let mut conn = server();
+    for round in 0..5u8 {
+        conn.send(&Message::Binary(Bytes::from(vec![round; 1000])))
+            .unwrap();
+    }
+    let mut slices = [IoSlice::new(&[]); 4];
+    assert_eq!(conn.output_slices(&mut slices), 1);
+    let (start, len) = (slices[0].as_ptr(), slices[0].len());
+    assert_eq!(len, 5 * 1004);
+    conn.consume_output(len);
+    for round in 0..3u8 {
+        conn.send(&Message::Binary(Bytes::from(vec![round; 1000])))
+            .unwrap();
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(conn.output_slices(&mut slices), 1);
+        assert_eq!(slices[0].as_ptr(), start, "round {round}");
+        let len = slices[0].len();
+        conn.consume_output(len);
+        assert!(!conn.has_output());
+    }
+    // A partial write still moves the start past what was written.
+    conn.send(&Message::Binary(Bytes::from(vec![9u8; 1000])))
+        .unwrap();
+    conn.consume_output(4);
+    let mut slices = [IoSlice::new(&[]); 4];
+    assert_eq!(conn.output_slices(&mut slices), 1);
+    assert_eq!(&slices[0][..], &[9u8; 1000][..]);
+}
+
 proptest! {
     #[test]
     fn any_split_gives_the_same_result(
