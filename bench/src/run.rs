@@ -528,6 +528,9 @@ fn print_report(
              rows with a high other % are less reliable."
         );
     }
+    if let (Some(e), true) = (elo, opts.rounds > 1) {
+        print_paired_rounds(scenarios, results, &names, e, &others);
+    }
     let names = &names;
     let errors: Vec<String> = results
         .iter()
@@ -550,5 +553,58 @@ fn print_report(
         for e in errors {
             println!("- {e}");
         }
+    }
+}
+
+/// Round-by-round comparison. The servers of a scenario are measured back to back within each
+/// round, so the ratio of one round's two rates is untouched by drifts slower than a round (other
+/// load, frequency, the host's neighbours); the spread of those ratios shows how far a row's
+/// ratio of medians can be trusted.
+fn print_paired_rounds(
+    scenarios: &[Scenario],
+    results: &BTreeMap<(Scenario, usize), Vec<Sample>>,
+    names: &[&str],
+    elo: usize,
+    others: &[usize],
+) {
+    println!("\n### Round by round\n");
+    println!(
+        "Per round, elo's rate over the peer's rate measured in the same round: the median of \
+         those ratios, their lowest and highest, and in how many rounds elo was at least as \
+         fast. A row whose range straddles 1 is a tie within this machine's noise.\n"
+    );
+    let mut header = "| payload | conns | K |".to_owned();
+    let mut rule = "|---:|---:|---:|".to_owned();
+    for &o in others {
+        header += &format!(" elo/{} median | range | elo ≥ |", names[o]);
+        rule += "---:|---:|---:|";
+    }
+    println!("{header}\n{rule}");
+    for sc in scenarios {
+        let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
+        let ours = results.get(&(*sc, elo)).map(Vec::as_slice).unwrap_or(&[]);
+        for &o in others {
+            let theirs = results.get(&(*sc, o)).map(Vec::as_slice).unwrap_or(&[]);
+            let ratios: Vec<f64> = ours
+                .iter()
+                .zip(theirs)
+                .filter(|(a, b)| a.error.is_none() && b.error.is_none())
+                .map(|(a, b)| a.msgs_per_s / b.msgs_per_s)
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .collect();
+            if ratios.is_empty() {
+                row += " n/a | n/a | n/a |";
+                continue;
+            }
+            let low = ratios.iter().cloned().fold(f64::MAX, f64::min);
+            let high = ratios.iter().cloned().fold(f64::MIN, f64::max);
+            let wins = ratios.iter().filter(|&&r| r >= 1.0).count();
+            row += &format!(
+                " {:.2} | {low:.2}-{high:.2} | {wins}/{} |",
+                median(ratios.clone()),
+                ratios.len()
+            );
+        }
+        println!("{row}");
     }
 }
