@@ -768,13 +768,9 @@ impl Connection {
         } else if n > 0 {
             self.staging.advance(n);
         }
-        if self.queue.is_empty() && self.staging.is_empty() {
-            if self.staging.capacity() > 64 << 10 {
-                // Don't let one large burst pin a large staging buffer on an idle connection.
-                self.staging = BytesMut::new();
-            } else {
-                self.staging.clear();
-            }
+        if self.queue.is_empty() && self.staging.is_empty() && self.staging.capacity() > 64 << 10 {
+            // Don't let one large burst pin a large staging buffer on an idle connection.
+            self.staging = BytesMut::new();
         }
     }
 
