@@ -320,6 +320,12 @@ async fn measure(
     }
 }
 
+/// The lowest and highest of `v`.
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
@@ -385,8 +391,7 @@ fn print_report(
         let rates: Vec<f64> = samples.iter().map(|s| s.msgs_per_s).collect();
         let med = median(rates.clone());
         let spread = if med > 0.0 {
-            let max = rates.iter().cloned().fold(f64::MIN, f64::max);
-            let min = rates.iter().cloned().fold(f64::MAX, f64::min);
+            let (min, max) = min_max(&rates);
             (max - min) / med * 100.0
         } else {
             f64::NAN
@@ -528,7 +533,7 @@ fn print_report(
              rows with a high other % are less reliable."
         );
     }
-    if let (Some(e), true) = (elo, opts.rounds > 1) {
+    if let Some(e) = elo.filter(|_| opts.rounds > 1) {
         print_paired_rounds(scenarios, results, &names, e, &others);
     }
     let names = &names;
@@ -596,13 +601,12 @@ fn print_paired_rounds(
                 row += " n/a | n/a | n/a |";
                 continue;
             }
-            let low = ratios.iter().cloned().fold(f64::MAX, f64::min);
-            let high = ratios.iter().cloned().fold(f64::MIN, f64::max);
+            let (low, high) = min_max(&ratios);
             let wins = ratios.iter().filter(|&&r| r >= 1.0).count();
+            let rounds = ratios.len();
             row += &format!(
-                " {:.2} | {low:.2}-{high:.2} | {wins}/{} |",
-                median(ratios.clone()),
-                ratios.len()
+                " {:.2} | {low:.2}-{high:.2} | {wins}/{rounds} |",
+                median(ratios)
             );
         }
         println!("{row}");
