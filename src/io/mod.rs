@@ -38,11 +38,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::Message;
 use crate::proto::close::CloseFrame;
 use crate::proto::connection::{Connection, DataKind, Role, State};
+use crate::proto::frame::MAX_HEADER_LEN;
 
 /// Smallest read: big enough that small frames rarely straddle reads.
 const READ_CHUNK: usize = 8 << 10;
 /// Output owed after which `recv` writes before reading more.
 const COALESCE_MAX: usize = 64 << 10;
+/// Buffers one vectored write takes at most.
+const WRITE_SLICES: usize = 64;
 /// Spare read buffers kept per thread (each at most `READ_MAX_STEP` bytes).
 const SPARE_READ_BUFFERS_MAX: usize = 16;
 
@@ -130,11 +133,51 @@ pub struct WebSocket<S> {
     write_waiters: Vec<Waker>,
     outbox: Option<Arc<Outbox>>,
     read_chunk: usize,
+    /// The read buffer is a spare, not reserved into since, so its whole allocation is known
+    /// to be at most `READ_MAX_STEP`: it may go back to the spares without reclaiming it.
+    read_buffer_small: bool,
     heartbeat: Option<Box<HeartbeatState>>,
     /// When an unused compressor gets compacted ([`DeflateConfig::compact_idle_after`]).
     ///
     /// [`DeflateConfig::compact_idle_after`]: crate::deflate::DeflateConfig::compact_idle_after
     deflate_idle: Option<Pin<Box<Sleep>>>,
+}
+
+/// The future of [`WebSocket::recv`]: the next message, `None` once the connection closed
+/// cleanly. Cancel-safe.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Recv<'a, S> {
+    ws: &'a mut WebSocket<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> std::future::Future for Recv<'_, S> {
+    type Output = Result<Option<Message>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().ws.poll_recv(cx).map(Option::transpose)
+    }
+}
+
+/// The future of [`WebSocket::feed`]: queues the message once the write buffer has room.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Feed<'a, S> {
+    ws: &'a mut WebSocket<S>,
+    message: Option<Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> std::future::Future for Feed<'_, S> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        ready!(this.ws.poll_ready_send(cx))?;
+        match this.message.take() {
+            Some(message) => Poll::Ready(this.ws.queue(&message)),
+            None => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 /// The keepalive's timer and the ping it waits for ([`Config::heartbeat`]).
@@ -200,6 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_waiters: Vec::new(),
             outbox: None,
             read_chunk: READ_CHUNK,
+            read_buffer_small: false,
             heartbeat,
             deflate_idle: None,
         }
@@ -267,8 +311,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Cancel safety
     /// Cancel-safe: a message is never lost if the future is dropped.
-    pub async fn recv(&mut self) -> Result<Option<Message>> {
-        poll_fn(|cx| self.poll_recv(cx)).await.transpose()
+    pub fn recv(&mut self) -> Recv<'_, S> {
+        Recv { ws: self }
     }
 
     /// Sends a message and writes everything queued.
@@ -289,10 +333,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send).
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
-        let message = message.into();
-        poll_fn(|cx| self.poll_ready_send(cx)).await?;
-        self.queue(&message)
+    pub fn feed(&mut self, message: impl Into<Message>) -> Feed<'_, S> {
+        Feed {
+            ws: self,
+            message: Some(message.into()),
+        }
     }
 
     /// Sends a message, compressed or not whatever its size (when permessage-deflate was
@@ -399,12 +444,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.send(message).map_err(send_error)
     }
 
+    // Kept out of the body of poll_recv, which every message goes through.
+    #[inline(never)]
     fn drain_outbox(&mut self, cx: &mut Context<'_>) {
         let Some(outbox) = &self.outbox else {
             return;
         };
         let mut inner = outbox.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.waker = Some(cx.waker().clone());
+        if !inner
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inner.waker = Some(cx.waker().clone());
+        }
+        if inner.queue.is_empty() {
+            return;
+        }
         inner.bytes = 0;
         let messages = std::mem::take(&mut inner.queue);
         drop(inner);
@@ -416,18 +472,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes queued output until it is all written or the stream would block.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        loop {
-            let mut slices = [IoSlice::new(&[]); 64];
-            let n = self.conn.output_slices(&mut slices);
-            if n == 0 {
-                return Pin::new(&mut self.stream)
-                    .poll_flush(cx)
-                    .map_err(Error::from);
-            }
-            let poll = if n == 1 {
-                Pin::new(&mut self.stream).poll_write(cx, &slices[0])
-            } else {
-                Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n])
+        while self.conn.has_output() {
+            // Small frames are all in one buffer: written as it is, without a slice list.
+            let poll = match self.conn.contiguous_output() {
+                Some(bytes) => Pin::new(&mut self.stream).poll_write(cx, bytes),
+                None => {
+                    let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                    match self.conn.output_slices(&mut slices) {
+                        1 => Pin::new(&mut self.stream).poll_write(cx, &slices[0]),
+                        n => Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]),
+                    }
+                }
             };
             match poll {
                 Poll::Ready(Ok(0)) => {
@@ -437,8 +492,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 Poll::Ready(Ok(written)) => {
                     self.conn.consume_output(written);
-                    for waker in self.write_waiters.drain(..) {
-                        waker.wake();
+                    if !self.write_waiters.is_empty() {
+                        for waker in self.write_waiters.drain(..) {
+                            waker.wake();
+                        }
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
@@ -450,6 +507,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
             }
         }
+        Pin::new(&mut self.stream)
+            .poll_flush(cx)
+            .map_err(Error::from)
     }
 
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -471,16 +531,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if self.finished {
             return Poll::Ready(None);
         }
-        self.drain_outbox(cx);
-        self.poll_deflate_idle(cx);
-        if let Some(error) = self.poll_heartbeat(cx) {
-            self.finished = true;
-            let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
-            return Poll::Ready(Some(Err(error)));
+        if self.outbox.is_some() {
+            self.drain_outbox(cx);
+        }
+        if self.deflate_idle.is_some() || self.conn.deflate_params().is_some() {
+            self.poll_deflate_idle(cx);
+        }
+        if self.heartbeat.is_some() {
+            if let Some(error) = self.poll_heartbeat(cx) {
+                self.finished = true;
+                let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                return Poll::Ready(Some(Err(error)));
+            }
         }
         let deliver_control = self.conn.config().receive_control_frames;
         loop {
-            match self.conn.next_message() {
+            // With no input buffered there is nothing to parse (a frame is never left complete
+            // but not handed out): go straight to reading.
+            let parsed = if self.conn.has_input() {
+                self.conn.next_message()
+            } else {
+                Ok(None)
+            };
+            match parsed {
                 Ok(Some(message)) => match message {
                     Message::Text(_) | Message::Binary(_) => return Poll::Ready(Some(Ok(message))),
                     Message::Pong(ref payload) if self.heartbeat.is_some() => {
@@ -565,6 +638,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Runs the keepalive timer: sends the next ping when it is due, and answers the error that
     /// ends the connection when a ping went unanswered for the timeout.
+    // Rarely needed: kept out of the body of poll_recv, which every message goes through.
+    #[inline(never)]
     fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Option<Error> {
         let heartbeat = self.heartbeat.as_mut()?;
         while heartbeat.timer.as_mut().poll(cx).is_ready() {
@@ -595,6 +670,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Arms the compaction timer of a compressor with live state, and compacts it once it went
     /// a whole delay unused. Checked, not reset, on activity: a busy connection costs one timer
     /// expiry per delay, not a timer update per message.
+    // Rarely needed: kept out of the body of poll_recv, which every message goes through.
+    #[inline(never)]
     fn poll_deflate_idle(&mut self, cx: &mut Context<'_>) {
         loop {
             let Some(timer) = self.deflate_idle.as_mut() else {
@@ -622,6 +699,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// A pong arrived: if it answers the heartbeat's ping, the peer is alive.
+    // Rarely needed: kept out of the body of poll_recv, which every message goes through.
+    #[inline(never)]
     fn on_pong(&mut self, payload: &[u8]) {
         let Some(heartbeat) = self.heartbeat.as_mut() else {
             return;
@@ -641,17 +720,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize>> {
         let wanted = self.conn.bytes_wanted();
+        // A frame no larger than the peer's last one (header included) may have its whole
+        // buffer at once: the peer delivered that much before.
+        let earned = self.conn.last_frame_len().saturating_add(MAX_HEADER_LEN);
+        // After a large frame, the next one is read straight into a buffer of that size, in
+        // one read if it is as large: no first part read into a small buffer and copied.
+        let expect_large = earned > READ_MAX_STEP && self.conn.awaiting_frame_header();
         let read_chunk = self.read_chunk;
         let buf = self.conn.read_buffer();
-        if buf.capacity() == 0 {
+        if expect_large && buf.is_empty() {
+            // The buffer the last frame was read into, once nothing else shares it (the
+            // message was written), is used again from its start; otherwise a new one.
+            if buf.capacity() < earned && !buf.try_reclaim(earned) {
+                *buf = BytesMut::with_capacity(earned);
+                self.read_buffer_small = false;
+            }
+        } else if buf.capacity() == 0 && !(buf.is_empty() && buf.try_reclaim(READ_CHUNK)) {
+            // An empty buffer with no room left starts over at the beginning of its
+            // allocation once nothing else shares it; otherwise a spare will do.
             if let Some(spare) = SPARE_READ_BUFFERS.with(|pool| pool.borrow_mut().pop()) {
                 *buf = spare;
+                self.read_buffer_small = true;
             }
         }
         // Room for the rest of the current frame (or a read chunk). A buffer that lacks it
         // grows with the bytes received, never with a length the peer merely declared: to the
         // frame's end when that is within FRAME_GROWTH times what the buffer holds plus one
-        // large step (or twice the capacity it already holds, memory earlier input earned);
+        // large step, or twice the capacity it already holds, or the size of the peer's last
+        // frame (memory earlier input earned: a peer sending large frames one after another
+        // gets each one's buffer at once, without copying a first part into a larger buffer);
         // otherwise, once it can't take a useful read, to FRAME_GROWTH times what it holds.
         // Reserving the rest exactly as soon as the bound allows means a buffer is never left a
         // few bytes short of a large frame and copied whole for them; growing fourfold rather
@@ -659,11 +756,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // and takes it in fewer, larger reads.
         let len = buf.len();
         let capacity = buf.capacity();
-        // Between frames, an empty buffer's spare room (at least the smallest chunk) is enough
-        // for the next read: growing it to a full chunk would allocate a new buffer while the
-        // message just handed out still shares this one, once per message on a connection that
-        // exchanges one message at a time.
-        let rest = if len == 0 && capacity >= READ_CHUNK {
+        // Between frames, an empty buffer's spare room (at least half the smallest chunk) is
+        // enough for the next read: growing it to a full chunk would allocate a new buffer while
+        // the message just handed out still shares this one, or at best move the buffer back to
+        // its start, once per message on a connection that exchanges one message at a time (a
+        // buffer just handed a message out is a few bytes short of a chunk).
+        let rest = if len == 0 && capacity >= READ_CHUNK / 2 {
             wanted.max(read_chunk.min(capacity))
         } else {
             wanted.max(read_chunk)
@@ -672,20 +770,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let bound = len
                 .saturating_mul(FRAME_GROWTH)
                 .saturating_add(READ_MAX_STEP)
-                .max(capacity.saturating_mul(2));
+                .max(capacity.saturating_mul(2))
+                .max(earned);
             if len.saturating_add(rest) <= bound {
                 reserve_exact(buf, rest);
             } else if capacity - len < read_chunk {
                 let target = len.saturating_mul(FRAME_GROWTH).max(READ_MAX_STEP);
                 reserve_exact(buf, target - len);
             }
+            // It may have grown: judged again (reclaimed whole) when it goes back to the spares.
+            self.read_buffer_small = false;
         }
         let room = rest.min(buf.capacity() - len);
         // Read no further than the current frame needs, or the largest step: bytes read far past
         // a large frame's end would be moved to the front of the buffer when the frame is handed
         // out. (Small frames are not limited: one read takes a whole burst of them.)
-        let mut limited = bytes::BufMut::limit(&mut *buf, wanted.max(READ_MAX_STEP));
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut limited) {
+        let limit = if expect_large { earned } else { wanted }.max(READ_MAX_STEP);
+        let stream = Pin::new(&mut self.stream);
+        let poll = if buf.capacity() - len <= limit {
+            tokio_util::io::poll_read_buf(stream, cx, buf)
+        } else {
+            tokio_util::io::poll_read_buf(stream, cx, &mut bytes::BufMut::limit(&mut *buf, limit))
+        };
+        match poll {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.read_eof = true;
@@ -715,13 +822,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return;
         }
         let mut spare = std::mem::take(buf);
-        // Asking for one byte more than the buffer's tail has takes back the whole allocation
-        // when nothing else shares it (the empty buffer moves to its start); failing that, a
-        // tail of at least a chunk will do. Capacity is judged once reclaimed: a large frame
-        // may have grown the allocation far past what a spare should keep.
-        let whole = spare.capacity().saturating_add(1);
-        let reclaimed = spare.try_reclaim(whole) || spare.try_reclaim(READ_CHUNK);
-        if reclaimed && spare.capacity() <= READ_MAX_STEP {
+        let small = std::mem::replace(&mut self.read_buffer_small, false);
+        // A buffer known to be small, with room for a read, goes back as it is: moving it back
+        // to its start can wait until its room runs low (the next reservation does it, once
+        // per several messages instead of once per message). Otherwise, asking for one byte more
+        // than the buffer's tail has takes back the whole allocation when nothing else shares
+        // it (the empty buffer moves to its start); failing that, a tail of at least a chunk
+        // will do. Capacity is judged once reclaimed: a large frame may have grown the
+        // allocation far past what a spare should keep.
+        let keep = (small && spare.capacity() >= READ_CHUNK / 2) || {
+            let whole = spare.capacity().saturating_add(1);
+            let reclaimed = spare.try_reclaim(whole) || spare.try_reclaim(READ_CHUNK);
+            reclaimed && spare.capacity() <= READ_MAX_STEP
+        };
+        if keep {
             SPARE_READ_BUFFERS.with(|pool| {
                 let mut pool = pool.borrow_mut();
                 if pool.len() < SPARE_READ_BUFFERS_MAX {
@@ -734,6 +848,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// After the peer's close frame (or a protocol error): write what is owed (the close
     /// frame), then end the transport. RFC 6455 §7.1.1: the server closes TCP first; the client
     /// waits for that, up to the close timeout.
+    // Rarely needed: kept out of the body of poll_recv, which every message goes through.
+    #[inline(never)]
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
         let timeout = self.conn.config().close_timeout;
         let timer = self
@@ -843,11 +959,28 @@ mod tests {
     }
 
     /// Writes one masked binary frame of `len` bytes of `fill` (the mask is all zeros).
+    /// Writes a masked binary frame in one write (it arrives whole when the pipe has room).
     async fn write_masked_binary(peer: &mut tokio::io::DuplexStream, len: usize, fill: u8) {
-        peer.write_all(&masked_binary_header(len as u64))
+        let mut frame = masked_binary_header(len as u64);
+        frame.resize(frame.len() + len, fill);
+        peer.write_all(&frame).await.unwrap();
+    }
+
+    /// Writes the header of a masked binary frame declared at `declared` bytes and its first
+    /// `sent` bytes, then checks that the connection waits for the rest.
+    async fn write_frame_start(
+        ws: &mut WebSocket<tokio::io::DuplexStream>,
+        peer: &mut tokio::io::DuplexStream,
+        declared: usize,
+        sent: usize,
+        fill: u8,
+    ) {
+        peer.write_all(&masked_binary_header(declared as u64))
             .await
             .unwrap();
-        peer.write_all(&vec![fill; len]).await.unwrap();
+        peer.write_all(&vec![fill; sent]).await.unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
+        assert!(early.is_err(), "the frame can't be complete yet");
     }
 
     /// The read buffer of a frame in progress grows with the bytes that arrived, not with the
@@ -858,12 +991,7 @@ mod tests {
         const SENT: usize = 100 << 10;
         let (mut peer, local) = tokio::io::duplex(1 << 20);
         let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
-        peer.write_all(&masked_binary_header(DECLARED as u64))
-            .await
-            .unwrap();
-        peer.write_all(&vec![7u8; SENT]).await.unwrap();
-        let early = tokio::time::timeout(Duration::from_millis(100), ws.recv()).await;
-        assert!(early.is_err(), "the frame can't be complete yet");
+        write_frame_start(&mut ws, &mut peer, DECLARED, SENT, 7).await;
         let capacity = ws.conn.read_buffer().capacity();
         assert!(
             (SENT..=4 * SENT + READ_MAX_STEP).contains(&capacity),
@@ -883,13 +1011,17 @@ mod tests {
         drop(writer.await.unwrap());
     }
 
-    /// An idle connection gives its read buffer back to the thread's spares, whole, once the
-    /// message that shared it is gone, and is read into again from there; but a spare never
-    /// keeps a large frame's allocation.
+    /// An idle connection holds no read buffer. A large frame's allocation is freed, never kept
+    /// as a spare (nor is the buffer of the size of a large frame that the next frame is read
+    /// into). A small frame's buffer goes to the thread's spares and the next messages are read
+    /// into it again: once reclaimed whole, then as it is while it has room, then reclaimed
+    /// whole again when its room runs low. No allocation per message.
     #[tokio::test]
     async fn idle_read_buffer_goes_to_the_spares_but_a_large_one_is_freed() {
         const LARGE: usize = 1 << 20;
         const SMALL: usize = 1000;
+        // The header of a masked frame of SMALL bytes: 2 bytes, a 16-bit length and the key.
+        const HEADER: usize = 8;
         // (start address, capacity) of each spare buffer.
         let pooled = || {
             SPARE_READ_BUFFERS.with(|pool| {
@@ -901,48 +1033,132 @@ mod tests {
         };
         let (mut peer, local) = tokio::io::duplex(2 << 20);
         let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
+        // Echo one message of `len` bytes and wait until the connection is idle; the address of
+        // its payload.
+        async fn one(
+            ws: &mut WebSocket<tokio::io::DuplexStream>,
+            peer: &mut tokio::io::DuplexStream,
+            len: usize,
+            fill: u8,
+        ) -> usize {
+            write_masked_binary(peer, len, fill).await;
+            let message = ws.recv().await.unwrap().expect("a frame");
+            assert_eq!(message.len(), len);
+            let Message::Binary(payload) = message else {
+                panic!("expected a binary message");
+            };
+            let at = payload.as_ptr() as usize;
+            drop(payload);
+            let idle = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
+            assert!(idle.is_err(), "nothing more was sent");
+            assert_eq!(
+                ws.conn.read_buffer().capacity(),
+                0,
+                "an idle connection holds no buffer"
+            );
+            at
+        }
+        let all_small = |spares: &[(usize, usize)]| spares.iter().all(|&(_, c)| c <= READ_MAX_STEP);
 
-        write_masked_binary(&mut peer, LARGE, 1).await;
-        let message = ws.recv().await.unwrap().expect("the large frame");
-        assert_eq!(message.len(), LARGE);
-        drop(message);
+        one(&mut ws, &mut peer, LARGE, 1).await;
+        assert!(
+            all_small(&pooled()),
+            "a spare kept a large frame's allocation: {:?}",
+            pooled()
+        );
+        // Read into a buffer as large as the last frame, which is freed too.
+        one(&mut ws, &mut peer, SMALL, 2).await;
+        assert!(
+            all_small(&pooled()),
+            "a spare kept a large buffer: {:?}",
+            pooled()
+        );
+
+        // A new buffer (the spares are empty), reclaimed whole into the spares before the
+        // message is read into it if a read came up empty first. Then each message is read into
+        // the spare the one before left: after it, as it is, while it has room for a read (half
+        // a chunk); once it hasn't, the next reservation reclaims it whole, back to its start.
+        let first = one(&mut ws, &mut peer, SMALL, 3).await;
+        let start = first - HEADER;
+        let spare_after = |at: usize| {
+            let spares = pooled();
+            assert!(all_small(&spares));
+            match spares.iter().find(|&&(s, _)| s == start || s == at + SMALL) {
+                Some(&spare) => spare,
+                None => panic!("not in the spares: {spares:?}, the message was at {at}"),
+            }
+        };
+        let (mut spare_at, mut room) = spare_after(first);
+        let capacity = spare_at + room - start;
+        let (mut kept_as_is, mut started_over) = (spare_at != start, false);
+        for fill in 4..=80u8 {
+            // Room ran low: the next reservation reclaims it whole.
+            let low = room < READ_CHUNK / 2;
+            let expected = if low { first } else { spare_at + HEADER };
+            let at = one(&mut ws, &mut peer, SMALL, fill).await;
+            assert_eq!(at, expected, "message {fill} was not read where expected");
+            (spare_at, room) = spare_after(at);
+            assert_eq!(spare_at + room, start + capacity, "the same allocation");
+            kept_as_is |= spare_at == at + SMALL;
+            // Or it went back reclaimed whole, its room too low for a read.
+            started_over |= low || (spare_at == start && at != first);
+        }
+        assert!(kept_as_is, "a spare with room went back as it was");
+        assert!(
+            started_over,
+            "a spare whose room ran low was reclaimed whole"
+        );
+    }
+
+    /// After a large frame, a frame up to its size gets its whole buffer at once (the peer
+    /// delivered that much before), read into directly; a larger declared length earns nothing
+    /// more than that, or the usual growth with the bytes received.
+    #[tokio::test]
+    async fn a_frame_as_large_as_the_last_gets_its_buffer_at_once() {
+        const LAST: usize = 300 << 10;
+        const SENT: usize = 10 << 10;
+        let (mut peer, local) = tokio::io::duplex(1 << 20);
+        let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
+        write_masked_binary(&mut peer, LAST, 1).await;
+        assert_eq!(ws.recv().await.unwrap().expect("a frame").len(), LAST);
         let idle = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
         assert!(idle.is_err(), "nothing more was sent");
         assert_eq!(
             ws.conn.read_buffer().capacity(),
             0,
-            "an idle connection holds no buffer"
-        );
-        assert!(
-            pooled()
-                .iter()
-                .all(|&(_, capacity)| capacity <= READ_MAX_STEP),
-            "a spare kept a large frame's allocation: {:?}",
-            pooled()
+            "idle: the buffer was freed"
         );
 
-        write_masked_binary(&mut peer, SMALL, 2).await;
-        let message = ws.recv().await.unwrap().expect("the small frame");
-        assert_eq!(message.len(), SMALL);
-        let Message::Binary(payload) = message else {
+        // As large as the last one: the whole frame's buffer, and the part sent is in it.
+        write_frame_start(&mut ws, &mut peer, LAST, SENT, 2).await;
+        let buf = ws.conn.read_buffer();
+        assert_eq!(buf.len(), SENT);
+        assert!(
+            buf.capacity() >= LAST,
+            "{} bytes of buffer for a frame of {LAST}",
+            buf.capacity()
+        );
+        let start = buf.as_ptr() as usize;
+        peer.write_all(&vec![2u8; LAST - SENT]).await.unwrap();
+        let Some(Message::Binary(payload)) = ws.recv().await.unwrap() else {
             panic!("expected a binary message");
         };
-        let payload_at = payload.as_ptr() as usize;
-        drop(payload);
-        let idle = tokio::time::timeout(Duration::from_millis(50), ws.recv()).await;
-        assert!(idle.is_err(), "nothing more was sent");
-        assert_eq!(ws.conn.read_buffer().capacity(), 0);
-        // Reclaimed whole: the spare starts at or before where the message was, not after it.
-        let spares = pooled();
-        assert!(
-            spares
-                .iter()
-                .any(|&(start, capacity)| start <= payload_at && payload_at < start + capacity),
-            "the small frame's buffer was not reclaimed whole: {spares:?}, message at {payload_at}"
+        assert_eq!(
+            payload.as_ptr() as usize,
+            start,
+            "read into that buffer, not copied"
         );
-        assert!(spares
-            .iter()
-            .all(|&(_, capacity)| capacity <= READ_MAX_STEP));
+        assert!(payload.len() == LAST && payload.iter().all(|&b| b == 2));
+        drop(payload);
+
+        // Declared far larger: bounded by the last frame's size (or 4 x received + 64 KiB).
+        write_frame_start(&mut ws, &mut peer, 32 << 20, SENT, 3).await;
+        let capacity = ws.conn.read_buffer().capacity();
+        let bound = (LAST + MAX_HEADER_LEN).max(FRAME_GROWTH * SENT + READ_MAX_STEP);
+        assert!(
+            (SENT..=bound).contains(&capacity),
+            "{capacity} bytes of read buffer for {SENT} bytes of a frame declared at 32 MiB"
+        );
     }
 
     /// Two large frames back to back, the second arriving in the buffer the first one leaves:

@@ -104,6 +104,8 @@ pub struct Connection {
     failed: bool,
     mask_generator: Option<MaskGenerator>,
     deflate: Option<DeflateState>,
+    /// Payload length of the last frame received whole.
+    last_frame_len: usize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -145,6 +147,7 @@ impl Connection {
             failed: false,
             mask_generator,
             deflate: None,
+            last_frame_len: 0,
         }
     }
 
@@ -233,6 +236,13 @@ impl Connection {
         &mut self.read_buf
     }
 
+    /// Whether received bytes wait in the read buffer. Without any,
+    /// [`next_message`](Connection::next_message) has nothing to return: every frame is handed
+    /// out by the call that completes it.
+    pub fn has_input(&self) -> bool {
+        !self.read_buf.is_empty()
+    }
+
     /// Appends received bytes (a convenience over [`read_buffer`](Connection::read_buffer)).
     pub fn receive_data(&mut self, data: &[u8]) {
         self.read_buf.extend_from_slice(data);
@@ -240,13 +250,26 @@ impl Connection {
 
     /// How many more bytes it takes to make progress: the rest of the current frame, or of a
     /// header. The I/O layer reserves about this much, but grows a buffer only with what it
-    /// holds (at most fourfold plus one large step, or double its capacity; at least a small
-    /// chunk), so a declared length alone never allocates.
+    /// holds (at most fourfold plus one large step, or double its capacity, or the size of the
+    /// peer's [last frame](Connection::last_frame_len); at least a small chunk), so a declared
+    /// length alone never allocates.
     pub fn bytes_wanted(&self) -> usize {
         match &self.frame {
             Some(frame) => frame.len.saturating_sub(self.read_buf.len()).max(1),
             None => MAX_HEADER_LEN.saturating_sub(self.read_buf.len()).max(1),
         }
+    }
+
+    /// Whether the next bytes start a frame: no frame is partly received.
+    pub fn awaiting_frame_header(&self) -> bool {
+        self.frame.is_none()
+    }
+
+    /// The payload length of the last frame received whole: bytes the peer has actually
+    /// delivered, so the I/O layer may grant a frame of up to that size its whole buffer at
+    /// once (a frame's declared length alone never earns memory).
+    pub fn last_frame_len(&self) -> usize {
+        self.last_frame_len
     }
 
     /// Whether no more messages will come: the peer's close frame arrived or the connection
@@ -284,6 +307,9 @@ impl Connection {
                 let Some((header, header_len)) = FrameHeader::decode(&self.read_buf)? else {
                     return Ok(None);
                 };
+                if self.is_whole_message(&header, header_len) {
+                    return self.take_whole_message(&header, header_len).map(Some);
+                }
                 let len = self.accept_header(&header)?;
                 self.read_buf.advance(header_len);
                 self.frame = Some(IncomingFrame {
@@ -322,6 +348,7 @@ impl Connection {
             let header = frame.header;
             let len = frame.len;
             self.frame = None;
+            self.last_frame_len = len;
             // The payload shares the read buffer's allocation; once the application drops it,
             // the next read reuses the allocation (`BytesMut::reserve` reclaims it).
             let payload = self.read_buf.split_to(len).freeze();
@@ -329,6 +356,43 @@ impl Connection {
                 return Ok(Some(message));
             }
         }
+    }
+
+    /// Whether the frame just decoded is a whole, valid data message already in the buffer:
+    /// unfragmented, uncompressed, masked as the role requires, within the limits. Most
+    /// messages are, and [`take_whole_message`](Connection::take_whole_message) hands them out
+    /// without the bookkeeping of frames and fragments. Anything else takes the general path,
+    /// which also reports every violation.
+    fn is_whole_message(&self, header: &FrameHeader, header_len: usize) -> bool {
+        let len = header.payload_len;
+        self.message.is_none()
+            && header.fin
+            && !(header.rsv1 || header.rsv2 || header.rsv3)
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && header.mask.is_some() == (self.role == Role::Server)
+            && len <= self.config.max_frame_size.min(self.config.max_message_size) as u64
+            && len <= (self.read_buf.len() - header_len) as u64
+    }
+
+    /// Hands out the whole message [`is_whole_message`](Connection::is_whole_message)
+    /// accepted: unmasked in place and, if text, checked as UTF-8 in one pass.
+    fn take_whole_message(
+        &mut self,
+        header: &FrameHeader,
+        header_len: usize,
+    ) -> Result<Message, ProtocolError> {
+        self.read_buf.advance(header_len);
+        self.last_frame_len = header.payload_len as usize;
+        let mut payload = self.read_buf.split_to(self.last_frame_len);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        if header.opcode == OpCode::Binary {
+            return Ok(Message::Binary(payload.freeze()));
+        }
+        // With validation off, text is still checked once whole, as on the general path.
+        simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        Ok(Message::Text(Utf8Bytes::from_validated(payload.freeze())))
     }
 
     /// Checks a header against the protocol and the limits, and starts or continues the
@@ -687,9 +751,10 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode_into(&mut head);
-        self.staging.extend_from_slice(&head[..head_len]);
+        let copied = mask.is_some() || payload.len() < VECTORED_MIN;
+        self.staging
+            .reserve(MAX_HEADER_LEN + if copied { payload.len() } else { 0 });
+        header.encode(&mut self.staging);
         match mask {
             Some(key) => {
                 // Mask into our own buffer, never the caller's payload.
@@ -722,6 +787,20 @@ impl Connection {
     /// Whether there is anything to write, including an owed pong.
     pub fn has_output(&self) -> bool {
         self.buffered_amount() > 0 || self.pending_pong.is_some()
+    }
+
+    /// All pending output when it is one contiguous buffer (no large payload is queued), so
+    /// the I/O layer can write it without building a slice list; `None` otherwise (use
+    /// [`output_slices`](Connection::output_slices)). An owed pong is queued first.
+    pub fn contiguous_output(&mut self) -> Option<&[u8]> {
+        if let Some(pong) = self.pending_pong.take() {
+            self.write_frame(OpCode::Pong, true, &pong);
+        }
+        if self.queue.is_empty() {
+            Some(&self.staging)
+        } else {
+            None
+        }
     }
 
     /// Fills `dst` with the buffers to write next, in order, and returns how many it filled.
