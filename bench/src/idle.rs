@@ -22,14 +22,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "RLIMIT_NOFILE is {fd_limit}, too low for {conns} connections"
         ));
     }
-    let (server_cpu, client_cpu) = crate::placement(opts.pin);
-    if let Some(cpu) = client_cpu {
-        sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (server_cpu, rt) = crate::load_generator(opts.pin)?;
 
     let mut rows = Vec::new();
     for &imp in &opts.servers {

@@ -5,6 +5,8 @@
 //! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
 //!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin] [--tls]
 //! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
+//! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
+//!                        [--inflight ..] [--no-pin]
 //! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
 //! ```
 //!
@@ -13,6 +15,7 @@
 
 mod client;
 mod idle;
+mod instructions;
 mod run;
 mod servers;
 mod sys;
@@ -28,6 +31,8 @@ const USAGE: &str = "usage:
                   [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
                   [--tls]   (every connection over TLS, one rustls stack for all servers)
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin]
+  elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
+                  [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
 environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
 
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("server") => server_cmd(&args[1..]),
         Some("idle") => parse_opts(&args[1..]).and_then(|o| idle::run(&o)),
+        Some("instructions") => parse_opts(&args[1..]).and_then(|o| instructions::run(&o)),
         Some("run") => parse_opts(&args[1..]).and_then(|o| run::run(&o)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -78,7 +84,7 @@ fn server_cmd(args: &[String]) -> Result<(), String> {
     servers::run(imp, addr, cpu, tls).map_err(|e| format!("{} server: {e}", imp.name()))
 }
 
-/// Options of `run` and `idle`.
+/// Options of `run`, `idle` and `instructions`.
 #[derive(Debug, Clone)]
 pub struct Opts {
     pub quick: bool,
@@ -173,6 +179,20 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         return Err("payloads, conns and inflight must be positive (and sane)".to_owned());
     }
     Ok(opts)
+}
+
+/// Pins this process (the load generator) as [`placement`] says and builds its runtime, a
+/// tokio `current_thread` one; answers the CPU the servers go on.
+pub fn load_generator(pin: bool) -> Result<(Option<usize>, tokio::runtime::Runtime), String> {
+    let (server_cpu, client_cpu) = placement(pin);
+    if let Some(cpu) = client_cpu {
+        sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((server_cpu, rt))
 }
 
 /// CPU placement: servers on the first allowed CPU, the load generator on the second, when

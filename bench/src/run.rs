@@ -89,10 +89,8 @@ fn plan(opts: &Opts) -> (Vec<Scenario>, Vec<String>) {
 
 pub fn run(opts: &Opts) -> Result<(), String> {
     let fd_limit = sys::raise_fd_limit();
-    let (server_cpu, client_cpu) = crate::placement(opts.pin);
-    if let Some(cpu) = client_cpu {
-        sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
-    }
+    let (server_cpu, rt) = crate::load_generator(opts.pin)?;
+    let client_cpu = crate::placement(opts.pin).1;
     let (scenarios, mut notes) = plan(opts);
     let max_conns = scenarios.iter().map(|s| s.conns).max().unwrap_or(0);
     if (max_conns as u64) * 2 + 64 > fd_limit {
@@ -100,10 +98,6 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "RLIMIT_NOFILE is {fd_limit}, too low for {max_conns} connections"
         ));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     let tls = if opts.tls {
         let cert = crate::tls::Certificate::generate()?;
         let _ = sys::SERVER_TLS.set((cert.cert_file.clone(), cert.key_file.clone()));
@@ -226,6 +220,78 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     Ok(())
 }
 
+/// The load of one measurement: `sc.conns` connections (handshakes 64 at a time), each
+/// keeping `sc.k` messages in flight; replies are counted in the counter.
+pub(crate) struct Load {
+    pub tasks: JoinSet<std::io::Result<()>>,
+    pub replies: Arc<AtomicU64>,
+}
+
+impl Load {
+    pub(crate) async fn start(
+        addr: std::net::SocketAddr,
+        sc: &Scenario,
+        frames: &Arc<Vec<u8>>,
+        frame_len: usize,
+        tls: Option<Arc<crate::tls::Certificate>>,
+    ) -> Result<Load, String> {
+        let mut streams = Vec::with_capacity(sc.conns);
+        while streams.len() < sc.conns {
+            let batch = (sc.conns - streams.len()).min(64);
+            let mut set = JoinSet::new();
+            for _ in 0..batch {
+                let tls = tls.clone();
+                set.spawn(async move {
+                    Ok::<_, std::io::Error>(match tls {
+                        Some(tls) => Conn::Tls(Box::new(
+                            client::connect_tls(addr, CONNECT_TIMEOUT, &tls).await?,
+                        )),
+                        None => Conn::Plain(client::connect(addr, CONNECT_TIMEOUT).await?),
+                    })
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(Ok(s)) => streams.push(s),
+                    Ok(Err(e)) => return Err(format!("connect: {e}")),
+                    Err(e) => return Err(format!("connect task: {e}")),
+                }
+            }
+        }
+        let replies = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
+        for stream in streams {
+            let (frames, counter) = (frames.clone(), replies.clone());
+            match stream {
+                Conn::Plain(stream) => tasks.spawn(client::drive(
+                    stream, frames, frame_len, sc.k, sc.payload, counter,
+                )),
+                Conn::Tls(stream) => tasks.spawn(client::drive_stream(
+                    *stream, frames, frame_len, sc.k, sc.payload, counter,
+                )),
+            };
+        }
+        Ok(Load { tasks, replies })
+    }
+
+    pub(crate) fn replies(&self) -> u64 {
+        self.replies.load(Ordering::Relaxed)
+    }
+
+    /// Stops every connection; the first error of a connection that failed before, if any.
+    pub(crate) async fn stop(mut self) -> Option<String> {
+        let mut error = None;
+        while let Some(r) = self.tasks.try_join_next() {
+            if let Ok(Err(e)) = r {
+                error.get_or_insert(format!("connection failed: {e}"));
+            }
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        error
+    }
+}
+
 async fn measure(
     server: &ServerProc,
     sc: &Scenario,
@@ -235,51 +301,19 @@ async fn measure(
     warmup: Duration,
     tls: Option<Arc<crate::tls::Certificate>>,
 ) -> Sample {
-    let fail = |e: String| Sample {
-        error: Some(e),
-        ..Sample::default()
-    };
-    // Connect everything first (64 handshakes at a time), then start the load.
-    let mut streams = Vec::with_capacity(sc.conns);
-    while streams.len() < sc.conns {
-        let batch = (sc.conns - streams.len()).min(64);
-        let mut set = JoinSet::new();
-        for _ in 0..batch {
-            let (addr, tls) = (server.addr, tls.clone());
-            set.spawn(async move {
-                Ok::<_, std::io::Error>(match tls {
-                    Some(tls) => Conn::Tls(Box::new(
-                        client::connect_tls(addr, CONNECT_TIMEOUT, &tls).await?,
-                    )),
-                    None => Conn::Plain(client::connect(addr, CONNECT_TIMEOUT).await?),
-                })
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(s)) => streams.push(s),
-                Ok(Err(e)) => return fail(format!("connect: {e}")),
-                Err(e) => return fail(format!("connect task: {e}")),
+    let load = match Load::start(server.addr, sc, frames, frame_len, tls).await {
+        Ok(load) => load,
+        Err(e) => {
+            return Sample {
+                error: Some(e),
+                ..Sample::default()
             }
         }
-    }
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for stream in streams {
-        let (frames, counter) = (frames.clone(), counter.clone());
-        match stream {
-            Conn::Plain(stream) => tasks.spawn(client::drive(
-                stream, frames, frame_len, sc.k, sc.payload, counter,
-            )),
-            Conn::Tls(stream) => tasks.spawn(client::drive_stream(
-                *stream, frames, frame_len, sc.k, sc.payload, counter,
-            )),
-        };
-    }
+    };
     let me = std::process::id();
     tokio::time::sleep(warmup).await;
     let (m0, s0, c0, b0, t0) = (
-        counter.load(Ordering::Relaxed),
+        load.replies(),
         server.cpu_us().unwrap_or(0),
         sys::cpu_time_us(me).unwrap_or(0),
         sys::machine_busy_us().unwrap_or(0),
@@ -287,21 +321,14 @@ async fn measure(
     );
     tokio::time::sleep(duration).await;
     let (m1, s1, c1, b1, t1) = (
-        counter.load(Ordering::Relaxed),
+        load.replies(),
         server.cpu_us().unwrap_or(0),
         sys::cpu_time_us(me).unwrap_or(0),
         sys::machine_busy_us().unwrap_or(0),
         Instant::now(),
     );
     // Connections that failed before the end.
-    let mut error = None;
-    while let Some(r) = tasks.try_join_next() {
-        if let Ok(Err(e)) = r {
-            error.get_or_insert(format!("connection failed: {e}"));
-        }
-    }
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    let error = load.stop().await;
 
     let wall = (t1 - t0).as_secs_f64();
     let msgs = (m1 - m0) as f64;

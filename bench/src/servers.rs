@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Impl {
     Elo,
     Tungstenite,

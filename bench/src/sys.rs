@@ -26,7 +26,27 @@ impl ServerProc {
     /// Spawns `<this binary> server <impl> 127.0.0.1:0 [--cpu N]` and waits (at most 10 s)
     /// for its `READY <addr>` line.
     pub fn spawn(imp: Impl, cpu: Option<usize>) -> io::Result<ServerProc> {
-        let mut cmd = Command::new(std::env::current_exe()?);
+        ServerProc::spawn_under(imp, cpu, &[], Duration::from_secs(10))
+    }
+
+    /// As [`spawn`](ServerProc::spawn), with the server started through `wrapper` (a
+    /// command and its arguments, such as valgrind's, that runs the rest of its command line
+    /// in the same process), waiting at most `ready_within` for it to be ready.
+    pub fn spawn_under(
+        imp: Impl,
+        cpu: Option<usize>,
+        wrapper: &[String],
+        ready_within: Duration,
+    ) -> io::Result<ServerProc> {
+        let exe = std::env::current_exe()?;
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("server").arg(imp.name()).arg("127.0.0.1:0");
         if let Some(cpu) = cpu {
             cmd.arg("--cpu").arg(cpu.to_string());
@@ -59,7 +79,7 @@ impl ServerProc {
             }
         });
         let line = rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(ready_within)
             .map_err(|_| io::Error::other(format!("{} server did not report READY", imp.name())))?;
         let addr = line
             .strip_prefix("READY ")
