@@ -144,13 +144,20 @@ async fn measure(
     Ok(instructions as f64 / replies as f64)
 }
 
-/// Runs `callgrind_control FLAG PID`, which returns once the running server has done it.
-async fn callgrind_control(flag: &str, pid: u32) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new("callgrind_control");
-    cmd.arg(flag).arg(pid.to_string()).kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+/// Runs `callgrind_control FLAG PID`, which returns once the running server has done it. On a
+/// blocking thread, so the load keeps going meanwhile (tokio's process support is left out: its
+/// driver would run in every server's runtime too).
+async fn callgrind_control(flag: &'static str, pid: u32) -> Result<(), String> {
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("callgrind_control")
+            .arg(flag)
+            .arg(pid.to_string())
+            .output()
+    });
+    let output = tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .map_err(|_| format!("callgrind_control {flag} timed out"))?
+        .map_err(|e| format!("callgrind_control {flag}: {e}"))?
         .map_err(|e| format!("callgrind_control {flag}: {e}"))?;
     if output.status.success() {
         Ok(())

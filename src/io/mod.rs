@@ -735,12 +735,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 *buf = BytesMut::with_capacity(earned);
                 self.read_buffer_small = false;
             }
-        } else if buf.capacity() == 0 && !(buf.is_empty() && buf.try_reclaim(READ_CHUNK)) {
-            // An empty buffer with no room left starts over at the beginning of its
-            // allocation once nothing else shares it; otherwise a spare will do.
+        } else if buf.capacity() == 0 {
             if let Some(spare) = SPARE_READ_BUFFERS.with(|pool| pool.borrow_mut().pop()) {
                 *buf = spare;
                 self.read_buffer_small = true;
+            } else if buf.is_empty() {
+                // No spare: an empty buffer with no room left starts over at the beginning of
+                // its allocation if nothing else shares it (else it is reserved into below).
+                let _ = buf.try_reclaim(READ_CHUNK);
             }
         }
         // Room for the rest of the current frame (or a read chunk). A buffer that lacks it
@@ -756,12 +758,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // and takes it in fewer, larger reads.
         let len = buf.len();
         let capacity = buf.capacity();
-        // Between frames, an empty buffer's spare room (at least half the smallest chunk) is
-        // enough for the next read: growing it to a full chunk would allocate a new buffer while
-        // the message just handed out still shares this one, or at best move the buffer back to
-        // its start, once per message on a connection that exchanges one message at a time (a
-        // buffer just handed a message out is a few bytes short of a chunk).
-        let rest = if len == 0 && capacity >= READ_CHUNK / 2 {
+        // Between frames, an empty buffer's spare room (at least half this connection's read
+        // chunk) is enough for the next read: growing it to a full chunk would allocate a new
+        // buffer while the message just handed out still shares this one, or at best move the
+        // buffer back to its start, once per message on a connection that exchanges one
+        // message at a time (a buffer just handed a message out is a few bytes short of a
+        // chunk).
+        let rest = if len == 0 && capacity >= read_chunk / 2 {
             wanted.max(read_chunk.min(capacity))
         } else {
             wanted.max(read_chunk)
@@ -823,14 +826,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         let mut spare = std::mem::take(buf);
         let small = std::mem::replace(&mut self.read_buffer_small, false);
-        // A buffer known to be small, with room for a read, goes back as it is: moving it back
+        // A buffer known to be small, with room for a read (half the connection's read chunk,
+        // what the next read asks of a spare), goes back as it is: moving it back
         // to its start can wait until its room runs low (the next reservation does it, once
         // per several messages instead of once per message). Otherwise, asking for one byte more
         // than the buffer's tail has takes back the whole allocation when nothing else shares
         // it (the empty buffer moves to its start); failing that, a tail of at least a chunk
         // will do. Capacity is judged once reclaimed: a large frame may have grown the
         // allocation far past what a spare should keep.
-        let keep = (small && spare.capacity() >= READ_CHUNK / 2) || {
+        let keep = (small && spare.capacity() >= self.read_chunk / 2) || {
             let whole = spare.capacity().saturating_add(1);
             let reclaimed = spare.try_reclaim(whole) || spare.try_reclaim(READ_CHUNK);
             reclaimed && spare.capacity() <= READ_MAX_STEP
@@ -1077,7 +1081,7 @@ mod tests {
         // A new buffer (the spares are empty), reclaimed whole into the spares before the
         // message is read into it if a read came up empty first. Then each message is read into
         // the spare the one before left: after it, as it is, while it has room for a read (half
-        // a chunk); once it hasn't, the next reservation reclaims it whole, back to its start.
+        // the connection's read chunk); once it hasn't, reclaimed whole, back to its start.
         let first = one(&mut ws, &mut peer, SMALL, 3).await;
         let start = first - HEADER;
         let spare_after = |at: usize| {
@@ -1088,20 +1092,32 @@ mod tests {
                 None => panic!("not in the spares: {spares:?}, the message was at {at}"),
             }
         };
-        let (mut spare_at, mut room) = spare_after(first);
+        let (mut spare_at, room) = spare_after(first);
         let capacity = spare_at + room - start;
         let (mut kept_as_is, mut started_over) = (spare_at != start, false);
         for fill in 4..=80u8 {
-            // Room ran low: the next reservation reclaims it whole.
-            let low = room < READ_CHUNK / 2;
-            let expected = if low { first } else { spare_at + HEADER };
             let at = one(&mut ws, &mut peer, SMALL, fill).await;
-            assert_eq!(at, expected, "message {fill} was not read where expected");
+            assert_eq!(
+                at,
+                spare_at + HEADER,
+                "message {fill} was read into the spare"
+            );
+            let room;
             (spare_at, room) = spare_after(at);
             assert_eq!(spare_at + room, start + capacity, "the same allocation");
-            kept_as_is |= spare_at == at + SMALL;
-            // Or it went back reclaimed whole, its room too low for a read.
-            started_over |= low || (spare_at == start && at != first);
+            if spare_at == at + SMALL {
+                assert!(
+                    room >= ws.read_chunk / 2,
+                    "kept as it was with room for a read"
+                );
+                kept_as_is = true;
+            } else {
+                assert!(
+                    at + SMALL + ws.read_chunk / 2 > start + capacity,
+                    "reclaimed when low"
+                );
+                started_over = true;
+            }
         }
         assert!(kept_as_is, "a spare with room went back as it was");
         assert!(

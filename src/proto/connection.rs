@@ -612,24 +612,20 @@ impl Connection {
         message: &Message,
         compress: Option<bool>,
     ) -> Result<(), &'static str> {
-        let data = match message {
-            Message::Text(text) => Some((DataKind::Text, text.bytes_ref())),
-            Message::Binary(data) => Some((DataKind::Binary, data)),
-            _ => None,
+        let (kind, payload) = match message {
+            Message::Text(text) => (DataKind::Text, text.bytes_ref()),
+            Message::Binary(data) => (DataKind::Binary, data),
+            Message::Ping(data) => return self.send_control(OpCode::Ping, data),
+            Message::Pong(data) => return self.send_control(OpCode::Pong, data),
+            Message::Close(frame) => return self.send_close(frame.as_ref()),
         };
-        if let (Some((kind, payload)), Some(deflate)) = (data, self.deflate.as_ref()) {
+        if let Some(deflate) = self.deflate.as_ref() {
             let wanted = compress.unwrap_or(payload.len() >= deflate.config.threshold);
             if wanted && self.sending_fragmented.is_none() {
                 return self.send_compressed(kind, payload);
             }
         }
-        match message {
-            Message::Text(text) => self.send_data(DataKind::Text, text.bytes_ref(), true),
-            Message::Binary(data) => self.send_data(DataKind::Binary, data, true),
-            Message::Ping(data) => self.send_control(OpCode::Ping, data),
-            Message::Pong(data) => self.send_control(OpCode::Pong, data),
-            Message::Close(frame) => self.send_close(frame.as_ref()),
-        }
+        self.send_data(kind, payload, true)
     }
 
     /// Queues one frame of a data message: the first call names the kind; `fin` ends the
