@@ -103,7 +103,8 @@ pub struct Connection {
     close_received: bool,
     failed: bool,
     mask_generator: Option<MaskGenerator>,
-    deflate: Option<DeflateState>,
+    /// Boxed: most connections have none, and a connection is in memory for all its life.
+    deflate: Option<Box<DeflateState>>,
     /// Payload length of the last frame received whole.
     last_frame_len: usize,
 }
@@ -154,12 +155,12 @@ impl Connection {
     /// Enables permessage-deflate with negotiated parameters: RSV1 marks compressed messages,
     /// and data messages at least `config.threshold` bytes long are sent compressed.
     pub fn with_deflate(mut self, params: Negotiated, config: DeflateConfig) -> Connection {
-        self.deflate = Some(DeflateState {
+        self.deflate = Some(Box::new(DeflateState {
             params,
             config,
             compressor: None,
             decompressor: None,
-        });
+        }));
         self
     }
 

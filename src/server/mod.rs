@@ -303,6 +303,32 @@ struct Shared {
     stopping: std::sync::atomic::AtomicBool,
 }
 
+impl Shared {
+    /// TLS if configured, the opening handshake, and the client's registration (tracked in
+    /// `registration` until the task ends); `None` when the connection ends before its handler
+    /// runs (a failed handshake, or a server shutting down: then closed with 1001).
+    async fn open<'a>(
+        &'a self,
+        stream: ServerStream,
+        remote: Option<SocketAddr>,
+        registration: &mut registry::Unregister<'a>,
+    ) -> Option<(WebSocket<ServerStream>, ClientInfo)> {
+        let stream = self.options.secure(stream).await.ok()?;
+        let (mut ws, mut info) = self.options.accept(stream, remote).await.ok()?;
+        if self.options.track_clients {
+            let (id, outbox) = self.registry.register(remote);
+            registration.id = Some(id);
+            info.id = Some(id);
+            ws.set_outbox(outbox);
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = ws.close(Some(crate::CloseFrame::new(1001u16, ""))).await;
+                return None;
+            }
+        }
+        Some((ws, info))
+    }
+}
+
 /// What a server accepts connections from.
 enum Listener {
     Tcp(TcpListener),
@@ -446,28 +472,20 @@ impl Server {
             let handler = handler.clone();
             let task = tokio::spawn(async move {
                 let _untrack = registry::UntrackTask(&shared.registry);
-                let Ok(stream) = shared.options.secure(stream).await else {
-                    return;
-                };
-                let Ok((mut ws, mut info)) = shared.options.accept(stream, remote).await else {
-                    return;
-                };
-                if !shared.options.track_clients {
-                    handler(ws, info).await;
-                    return;
-                }
-                let (id, outbox) = shared.registry.register(remote);
-                info.id = Some(id);
-                ws.set_outbox(outbox);
-                let _guard = registry::Unregister {
+                let mut registration = registry::Unregister {
                     registry: &shared.registry,
-                    id,
+                    id: None,
                 };
-                if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = ws.close(Some(crate::CloseFrame::new(1001u16, ""))).await;
-                    return;
-                }
-                handler(ws, info).await;
+                // The handshake's state is large and short-lived: boxed, so that the task keeps
+                // no room for it while the connection is open (an idle connection costs mostly
+                // its task). And nothing of it is bound across the handler's await, which
+                // would keep room for the connection twice.
+                let connection =
+                    match Box::pin(shared.open(stream, remote, &mut registration)).await {
+                        Some((ws, info)) => handler(ws, info),
+                        None => return,
+                    };
+                connection.await;
             });
             self.shared.registry.track_task(task.abort_handle());
         }

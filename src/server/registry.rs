@@ -115,15 +115,17 @@ impl Registry {
     }
 }
 
-/// Removes a client when its handler ends (or its task is aborted).
+/// Removes a client, once registered, when its task ends (or is aborted).
 pub(super) struct Unregister<'a> {
     pub(super) registry: &'a Registry,
-    pub(super) id: ClientId,
+    pub(super) id: Option<ClientId>,
 }
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        lock(&self.registry.clients).remove(&self.id);
+        if let Some(id) = self.id {
+            lock(&self.registry.clients).remove(&id);
+        }
     }
 }
 
