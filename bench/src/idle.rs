@@ -22,7 +22,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "RLIMIT_NOFILE is {fd_limit}, too low for {conns} connections"
         ));
     }
-    let (server_cpu, rt) = crate::load_generator(opts.pin)?;
+    let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
 
     let mut rows = Vec::new();
     for &imp in &opts.servers {

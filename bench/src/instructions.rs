@@ -39,7 +39,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         }
     }
     let scenarios = plan(opts);
-    let (server_cpu, rt) = crate::load_generator(opts.pin)?;
+    let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
     let dir = std::env::temp_dir().join(format!("elo-bench-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let result = measure_all(opts, &scenarios, &rt, &dir, server_cpu);

@@ -181,9 +181,17 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(opts)
 }
 
-/// Pins this process (the load generator) as [`placement`] says and builds its runtime, a
-/// tokio `current_thread` one; answers the CPU the servers go on.
-pub fn load_generator(pin: bool) -> Result<(Option<usize>, tokio::runtime::Runtime), String> {
+/// The load generator's runtime (tokio `current_thread`) and where things run.
+pub struct LoadGenerator {
+    pub rt: tokio::runtime::Runtime,
+    /// The CPU the servers are pinned to.
+    pub server_cpu: Option<usize>,
+    /// The CPU this process is pinned to.
+    pub client_cpu: Option<usize>,
+}
+
+/// Pins this process (the load generator) as [`placement`] says and builds its runtime.
+pub fn load_generator(pin: bool) -> Result<LoadGenerator, String> {
     let (server_cpu, client_cpu) = placement(pin);
     if let Some(cpu) = client_cpu {
         sys::pin_to_cpu(cpu).map_err(|e| format!("pinning the load generator: {e}"))?;
@@ -192,7 +200,11 @@ pub fn load_generator(pin: bool) -> Result<(Option<usize>, tokio::runtime::Runti
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    Ok((server_cpu, rt))
+    Ok(LoadGenerator {
+        rt,
+        server_cpu,
+        client_cpu,
+    })
 }
 
 /// CPU placement: servers on the first allowed CPU, the load generator on the second, when

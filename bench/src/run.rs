@@ -89,8 +89,11 @@ fn plan(opts: &Opts) -> (Vec<Scenario>, Vec<String>) {
 
 pub fn run(opts: &Opts) -> Result<(), String> {
     let fd_limit = sys::raise_fd_limit();
-    let (server_cpu, rt) = crate::load_generator(opts.pin)?;
-    let client_cpu = crate::placement(opts.pin).1;
+    let crate::LoadGenerator {
+        rt,
+        server_cpu,
+        client_cpu,
+    } = crate::load_generator(opts.pin)?;
     let (scenarios, mut notes) = plan(opts);
     let max_conns = scenarios.iter().map(|s| s.conns).max().unwrap_or(0);
     if (max_conns as u64) * 2 + 64 > fd_limit {
