@@ -356,6 +356,23 @@ fn min_max(v: &[f64]) -> (f64, f64) {
         .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }
 
+/// Two-sided exact sign test: the probability, were each round a fair coin toss between the
+/// two servers, of a split at least as uneven as `wins` of `rounds`.
+fn sign_test_p(wins: usize, rounds: usize) -> f64 {
+    debug_assert!(wins <= rounds);
+    let fewer = wins.min(rounds - wins);
+    // Binomial coefficients as f64: exact for the 50 rounds at most a run has.
+    let mut coefficient = 1.0_f64;
+    let mut tail = 0.0_f64;
+    for i in 0..=fewer {
+        if i > 0 {
+            coefficient = coefficient * (rounds - i + 1) as f64 / i as f64;
+        }
+        tail += coefficient;
+    }
+    (2.0 * tail / 2.0_f64.powi(rounds as i32)).min(1.0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
@@ -605,14 +622,17 @@ fn print_paired_rounds(
     println!("\n### Round by round\n");
     println!(
         "Per round, elo's rate over the peer's rate measured in the same round: the median of \
-         those ratios, their lowest and highest, and in how many rounds elo was at least as \
-         fast. A row whose range straddles 1 is a tie within this machine's noise.\n"
+         those ratios, their lowest and highest, in how many rounds elo was at least as fast, \
+         and the two-sided sign test's p: the chance of a split of rounds at least that uneven \
+         if neither server were faster. With p of 0.05 or more the rounds show neither server \
+         faster (a tie within this machine's noise, or too few rounds to tell); below, one was \
+         faster in that run.\n"
     );
     let mut header = "| payload | conns | K |".to_owned();
     let mut rule = "|---:|---:|---:|".to_owned();
     for &o in others {
-        header += &format!(" elo/{} median | range | elo ≥ |", names[o]);
-        rule += "---:|---:|---:|";
+        header += &format!(" elo/{} median | range | elo ≥ | p |", names[o]);
+        rule += "---:|---:|---:|---:|";
     }
     println!("{header}\n{rule}");
     for sc in scenarios {
@@ -628,17 +648,42 @@ fn print_paired_rounds(
                 .filter(|r| r.is_finite() && *r > 0.0)
                 .collect();
             if ratios.is_empty() {
-                row += " n/a | n/a | n/a |";
+                row += " n/a | n/a | n/a | n/a |";
                 continue;
             }
             let (low, high) = min_max(&ratios);
             let wins = ratios.iter().filter(|&&r| r >= 1.0).count();
             let rounds = ratios.len();
             row += &format!(
-                " {:.2} | {low:.2}-{high:.2} | {wins}/{rounds} |",
-                median(ratios)
+                " {:.2} | {low:.2}-{high:.2} | {wins}/{rounds} | {:.2} |",
+                median(ratios),
+                sign_test_p(wins, rounds)
             );
         }
         println!("{row}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_test_p;
+
+    #[test]
+    fn sign_test_matches_the_binomial_tails() {
+        // 1 of 9: 2 * (1 + 9) / 512.
+        assert!((sign_test_p(1, 9) - 20.0 / 512.0).abs() < 1e-12);
+        assert!((sign_test_p(8, 9) - 20.0 / 512.0).abs() < 1e-12);
+        // 0 of 11: 2 / 2048.
+        assert!((sign_test_p(0, 11) - 2.0 / 2048.0).abs() < 1e-12);
+        // An even split, or one round either way of it, is no evidence at all.
+        assert_eq!(sign_test_p(5, 10), 1.0);
+        assert_eq!(sign_test_p(6, 11), 1.0);
+        assert_eq!(sign_test_p(1, 1), 1.0);
+        // 7 of 7 rounds: 2 / 128, below 0.05; 5 of 5: 2 / 32, not.
+        assert!((sign_test_p(7, 7) - 2.0 / 128.0).abs() < 1e-12);
+        assert!(sign_test_p(5, 5) > 0.05);
+        // 50 rounds, the most a run has: 25 of 50 is 1; 0 of 50 is tiny but positive.
+        assert_eq!(sign_test_p(25, 50), 1.0);
+        assert!(sign_test_p(0, 50) > 0.0 && sign_test_p(0, 50) < 1e-14);
     }
 }
