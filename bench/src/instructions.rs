@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client;
 use crate::run::{size, Load, Scenario};
@@ -146,27 +146,44 @@ async fn measure(
 
 /// Runs `callgrind_control FLAG PID`, which returns once the running server has done it. On a
 /// blocking thread, so the load keeps going meanwhile (tokio's process support is left out: its
-/// driver would run in every server's runtime too).
+/// driver would run in every server's runtime too). The child is killed if it takes longer than
+/// the timeout, so neither it nor the thread waiting for it outlives the measurement.
 async fn callgrind_control(flag: &'static str, pid: u32) -> Result<(), String> {
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("callgrind_control")
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    let run = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut child = Command::new("callgrind_control")
             .arg(flag)
             .arg(pid.to_string())
-            .output()
+            .stdout(Stdio::null())
+            // A few lines at most (the pipe can't fill up while it runs).
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("callgrind_control {flag}: {e}"))?;
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(_)) => {
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                    }
+                    return Err(format!("callgrind_control {flag}: {}", stderr.trim()));
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("callgrind_control {flag} timed out"));
+                }
+                Err(e) => return Err(format!("callgrind_control {flag}: {e}")),
+            }
+        }
     });
-    let output = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .map_err(|_| format!("callgrind_control {flag} timed out"))?
+    run.await
         .map_err(|e| format!("callgrind_control {flag}: {e}"))?
-        .map_err(|e| format!("callgrind_control {flag}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "callgrind_control {flag}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
 }
 
 /// The instruction total of the newest dump (`OUT.1`, `OUT.2`, ...: the highest part).

@@ -363,11 +363,9 @@ fn sign_test_p(wins: usize, rounds: usize) -> f64 {
     let fewer = wins.min(rounds - wins);
     // Binomial coefficients as f64: exact for the 50 rounds at most a run has.
     let mut coefficient = 1.0_f64;
-    let mut tail = 0.0_f64;
-    for i in 0..=fewer {
-        if i > 0 {
-            coefficient = coefficient * (rounds - i + 1) as f64 / i as f64;
-        }
+    let mut tail = 1.0_f64;
+    for i in 1..=fewer {
+        coefficient = coefficient * (rounds - i + 1) as f64 / i as f64;
         tail += coefficient;
     }
     (2.0 * tail / 2.0_f64.powi(rounds as i32)).min(1.0)
