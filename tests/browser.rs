@@ -5,7 +5,7 @@
 //! Without `/usr/bin/chromium` the test is skipped with a message, except under CI (`CI` set),
 //! where it fails: `scripts/test.sh` installs Chromium.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The client against the server over loopback: messages, subprotocols, headers, versions,
 //! close handshakes, broadcast, shutdown, split halves, backpressure and redirects.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

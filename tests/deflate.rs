@@ -1,7 +1,7 @@
 //! permessage-deflate between our client and our server over loopback: every parameter
 //! combination, limits on inflated size, corrupt data, RSV1 misuse and declined offers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

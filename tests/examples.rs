@@ -2,8 +2,8 @@
 //! started on port 0 and driven with the library's client; clients are pointed at servers
 //! started here.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! Node process) is dropped within interval + timeout, on both roles; a live one is kept and
 //! its round-trip time measured.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,6 @@
 //! WebSocket ones: the standalone server's decisions (validation statuses, the hook's 401 and
 //! body, subprotocols, permessage-deflate) hold there too.
 
-mod common;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

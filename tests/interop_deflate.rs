@@ -5,7 +5,7 @@
 //! Needs `npm ci` in tests/interop/node and a Python with `websockets` (scripts/test.sh makes
 //! target/interop-venv); skipped with a message elsewhere, a failure under CI.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! Needs `node` and `npm ci` in tests/interop/node (`.ci/run` does it). Elsewhere the tests
 //! say they were skipped; under CI (`CI` set) a missing peer is a failure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

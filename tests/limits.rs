@@ -1,7 +1,7 @@
 //! Untrusted input over real sockets: every violation ends with the RFC's close code or HTTP
 //! status, quickly, without allocating what the peer declared.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! (or `$ELO_PROXY_ENV`). `scripts/test.sh` starts them; without them these tests say they
 //! were skipped, except under CI, where they fail.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! verification failure named, client certificates, SNI, and the seed library (Node `ws` on
 //! `https`) as the TLS peer in both directions.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

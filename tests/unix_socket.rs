@@ -1,8 +1,7 @@
 //! Unix domain sockets: a server listening on a path, clients on `ws+unix:` URLs (ours and the
 //! seed library's).
-#![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{connect, ErrorKind, Message};

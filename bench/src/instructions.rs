@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client;
 use crate::run::{size, Load, Scenario};
 use crate::servers::Impl;
 use crate::sys::{self, ServerProc};
@@ -118,7 +117,7 @@ async fn measure(
     duration: Duration,
     out: &Path,
 ) -> Result<f64, String> {
-    let frame = client::masked_frame(&client::payload(sc.payload));
+    let frame = elo_bench::frames::masked_frame(&elo_bench::frames::payload(sc.payload));
     let frame_len = frame.len();
     let frames = Arc::new(frame.repeat(sc.k));
     let load = Load::start(server.addr, sc, &frames, frame_len, None).await?;

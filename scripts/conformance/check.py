@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Check an Autobahn report (wstest or kosoku) for conformance.
 
-Usage: check.py REPORT [--cases PATTERNS] [--exclude PATTERNS] [--expect-min N]
+Usage: check.py REPORT... [--cases PATTERNS] [--exclude PATTERNS] [--expect-min N]
                        [--agent NAME] [--allow-kosoku-defects] [--case-list FILE]
 
 REPORT is a report folder (the one holding index.json, or a folder above it
-holding exactly one index.json) or the index.json itself. Both runners write
+holding exactly one index.json) or the index.json itself. Several REPORTs are
+the disjoint shards of one run (run concurrently on separate ports) and are
+checked as one report: a case found in two of them fails. Both runners write
 the same layout: index.json = {agent: {case_id: {"behavior", "behaviorClose",
 "reportfile", ...}}} plus one <agent>_case_<id>.json per case beside it.
 
@@ -153,6 +155,37 @@ def kosoku_defect(case_id, entry, details):
     return None
 
 
+def load_report(path, want_agent):
+    """(index_path, agent, {case_id: entry}) of one report, or an exit status after printing why."""
+    index_path = find_index(path)
+    if not index_path:
+        print("check.py: FAIL: no index.json at %s (the run wrote no report)" % path)
+        print("conformance: 0 passed, 1 failed")
+        return 1
+    try:
+        with open(index_path) as f:
+            index = json.load(f)
+    except (OSError, ValueError) as e:
+        print("check.py: FAIL: cannot read %s: %s" % (index_path, e))
+        print("conformance: 0 passed, 1 failed")
+        return 1
+    agents = sorted(index)
+    if want_agent:
+        if want_agent not in index:
+            print("check.py: FAIL: agent %r not in %s (agents: %s)" % (want_agent, index_path, ", ".join(agents) or "none"))
+            print("conformance: 0 passed, 1 failed")
+            return 1
+        agent = want_agent
+    elif len(agents) == 1:
+        agent = agents[0]
+    elif not agents:
+        agent = None
+    else:
+        print("check.py: FAIL: several agents in %s: %s; pick one with --agent" % (index_path, ", ".join(repr(a) for a in agents)))
+        return 2
+    return index_path, agent, (index.get(agent, {}) if agent is not None else {})
+
+
 def fmt_counts(counter, known):
     keys = list(known) + sorted(k for k in counter if k not in known)
     return ", ".join("%s: %d" % (k, counter.get(k, 0)) for k in keys)
@@ -174,7 +207,8 @@ def compact_ids(ids, limit=60):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__[__doc__.index("REPORT is"):],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("report", help="report folder or index.json")
+    ap.add_argument("report", nargs="+",
+                    help="report folder or index.json; several (disjoint shards of one run) are checked as one")
     ap.add_argument("--cases", action="append",
                     help="expected case patterns, comma-separated (e.g. '1.*,2.*,9.7.1'); repeatable")
     ap.add_argument("--exclude", action="append", help="case patterns not expected; repeatable")
@@ -187,35 +221,22 @@ def main(argv=None):
     ap.add_argument("--label", default="", help="name printed in the header (e.g. 'wstest server')")
     args = ap.parse_args(argv)
 
-    index_path = find_index(args.report)
-    if not index_path:
-        print("check.py: FAIL: no index.json at %s (the run wrote no report)" % args.report)
-        print("conformance: 0 passed, 1 failed")
-        return 1
-    try:
-        with open(index_path) as f:
-            index = json.load(f)
-    except (OSError, ValueError) as e:
-        print("check.py: FAIL: cannot read %s: %s" % (index_path, e))
-        print("conformance: 0 passed, 1 failed")
-        return 1
-    report_dir = os.path.dirname(os.path.abspath(index_path))
-
-    agents = sorted(index)
-    if args.agent:
-        if args.agent not in index:
-            print("check.py: FAIL: agent %r not in %s (agents: %s)" % (args.agent, index_path, ", ".join(agents) or "none"))
+    results, report_dirs, where = {}, {}, []
+    for report in args.report:
+        loaded = load_report(report, args.agent)
+        if isinstance(loaded, int):
+            return loaded
+        index_path, agent, cases = loaded
+        report_dir = os.path.dirname(os.path.abspath(index_path))
+        twice = sorted(set(cases) & set(results), key=id_key)
+        if twice:
+            # Shards of one run must be disjoint: a case reported twice hides one outcome.
+            print("check.py: FAIL: %s reports cases another report holds too: %s" % (index_path, compact_ids(twice)))
             print("conformance: 0 passed, 1 failed")
             return 1
-        agent = args.agent
-    elif len(agents) == 1:
-        agent = agents[0]
-    elif not agents:
-        agent = None
-    else:
-        print("check.py: FAIL: several agents in %s: %s; pick one with --agent" % (index_path, ", ".join(repr(a) for a in agents)))
-        return 2
-    results = index.get(agent, {}) if agent is not None else {}
+        results.update(cases)
+        report_dirs.update((case_id, report_dir) for case_id in cases)
+        where.append((index_path, agent))
 
     patterns = split_patterns(args.cases)
     excludes = split_patterns(args.exclude)
@@ -229,7 +250,11 @@ def main(argv=None):
         expected = expand(patterns, excludes, all_ids)
 
     label = (args.label + ": ") if args.label else ""
-    print("%sreport %s, agent %r, %d cases" % (label, index_path, agent, len(results)))
+    if len(where) == 1:
+        print("%sreport %s, agent %r, %d cases" % (label, where[0][0], where[0][1], len(results)))
+    else:
+        agents = sorted(set(repr(a) for _, a in where))
+        print("%s%d reports, agent %s, %d cases" % (label, len(where), ", ".join(agents), len(results)))
 
     beh = Counter(v.get("behavior", "?") for v in results.values())
     close = Counter(v.get("behaviorClose", "?") for v in results.values())
@@ -242,7 +267,7 @@ def main(argv=None):
         b, c = entry.get("behavior"), entry.get("behaviorClose")
         if b in CLEAN and c in CLEAN:
             continue
-        details = case_details(report_dir, entry)
+        details = case_details(report_dirs[case_id], entry)
         why = kosoku_defect(case_id, entry, details) if args.allow_kosoku_defects else None
         line = "    %-9s behavior=%s behaviorClose=%s" % (case_id, b, c)
         if why:

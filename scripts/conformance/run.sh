@@ -24,16 +24,18 @@
 #   --allow-kosoku-defects  tolerate kosoku 0.1.0's known defects (see check.py)
 #   --expect-min N          also fail if the report holds fewer than N cases
 #   --no-install            do not run install.sh first
+#   --profile NAME          cargo profile the subjects were built with (default
+#                           release; scripts/test.sh builds them with `ci`)
 #
 # Environment:
 #   SERVER_CMD  how to start the server under test. Placeholders {addr}
 #               (127.0.0.1:PORT), {port}, {url} (ws://127.0.0.1:PORT); without
 #               any placeholder `127.0.0.1:PORT` is appended. The command also
 #               sees $PORT, $ADDR, $URL, $AGENT. Run with bash -c in its own
-#               process group. Default: target/release/examples/echo_server {addr}
+#               process group. Default: target/PROFILE/examples/echo_server {addr}
 #   CLIENT_CMD  how to start the client under test. Placeholders {url}, {agent},
 #               {addr}, {port}; without any, `ws://127.0.0.1:PORT AGENT` is
-#               appended. Default: target/release/examples/autobahn_client {url} {agent}
+#               appended. Default: target/PROFILE/examples/autobahn_client {url} {agent}
 #   SUBJECT_ARGS  extra subject arguments (word-split), before those after --
 #   RUNNER_ARGS   extra runner arguments (word-split), e.g. "-p 2" for kosoku
 #   CONFORMANCE_HOME, CONFORMANCE_PY27, CONFORMANCE_PY3: see install.sh
@@ -58,6 +60,7 @@ TIMEOUT=${CONFORMANCE_TIMEOUT:-}
 STARTUP_TIMEOUT=60
 AGENT=enim-labore-occaecati
 INSTALL=1
+PROFILE=release
 CHECK_ARGS=()
 positional=()
 subject_args=()
@@ -75,6 +78,8 @@ while (($#)); do
         --expect-min) CHECK_ARGS+=(--expect-min "${2?}"); shift 2 ;;
         --expect-min=*) CHECK_ARGS+=(--expect-min "${1#*=}"); shift ;;
         --no-install) INSTALL=0; shift ;;
+        --profile) PROFILE=${2?}; shift 2 ;;
+        --profile=*) PROFILE=${1#*=}; shift ;;
         -h | --help) usage; exit 0 ;;
         --) shift; subject_args=("$@"); break ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -97,6 +102,9 @@ case $DIRECTION in
     *) die "direction must be server or client, not '$DIRECTION'" ;;
 esac
 OUT=${positional[3]:-$TARGET/conformance/$RUNNER-$DIRECTION}
+[[ $PROFILE =~ ^[A-Za-z0-9_-]+$ ]] || die "profile must be a cargo profile name, not '$PROFILE'"
+PROFILE_DIR=$TARGET/$PROFILE
+[[ $PROFILE == dev ]] && PROFILE_DIR=$TARGET/debug
 [[ $TIMEOUT =~ ^[0-9]+$ && $STARTUP_TIMEOUT =~ ^[0-9]+$ ]] || die "timeouts must be whole seconds"
 [[ $AGENT =~ ^[A-Za-z0-9._-]+$ ]] || die "agent name must match [A-Za-z0-9._-]+"
 
@@ -263,8 +271,8 @@ if [[ $DIRECTION == server ]]; then
     if [[ -n ${SERVER_CMD:-} ]]; then
         template=$SERVER_CMD
     else
-        bin=$TARGET/release/examples/echo_server
-        [[ -x $bin ]] || die "$bin not built (cargo build --release --example echo_server), or set SERVER_CMD"
+        bin=$PROFILE_DIR/examples/echo_server
+        [[ -x $bin ]] || die "$bin not built (cargo build --profile $PROFILE --example echo_server), or set SERVER_CMD"
         template="$(printf '%q' "$bin") {addr}"
     fi
     subject=$(expand_cmd "$template" "$ADDR")
@@ -306,8 +314,8 @@ else
     if [[ -n ${CLIENT_CMD:-} ]]; then
         template=$CLIENT_CMD
     else
-        bin=$TARGET/release/examples/autobahn_client
-        [[ -x $bin ]] || die "$bin not built (cargo build --release --example autobahn_client), or set CLIENT_CMD"
+        bin=$PROFILE_DIR/examples/autobahn_client
+        [[ -x $bin ]] || die "$bin not built (cargo build --profile $PROFILE --example autobahn_client), or set CLIENT_CMD"
         template="$(printf '%q' "$bin") {url} {agent}"
     fi
     subject=$(expand_cmd "$template" "$URL $AGENT")

@@ -29,6 +29,11 @@ fn profile_dir() -> PathBuf {
 fn ensure_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        // scripts/test.sh builds every target first; under nextest each test is a process of
+        // its own, and each would ask cargo again.
+        if std::env::var_os("ELO_EXAMPLES_BUILT").is_some() {
+            return;
+        }
         let Ok(cargo) = std::env::var("CARGO") else {
             return; // not run by cargo: use the binaries that are there
         };
