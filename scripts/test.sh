@@ -17,6 +17,7 @@
 #                  missing fails instead of skipping.
 #      STEPS_JOBS  Autobahn runs side by side (default 2): each keeps one core busy, wstest's
 #                  Python and our peer taking turns, so one per core.
+#      AUTOBAHN_LIMIT  seconds one Autobahn run may take (default 900; its step gets 100 more).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=lib/steps.sh
@@ -40,6 +41,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 PEERS_CACHE=${ELO_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/elo-test-peers}
 # Everything the tests and the conformance runs use is built once, by the build step.
 export PROFILE=ci
+export AUTOBAHN_LIMIT=${AUTOBAHN_LIMIT:-900}
 PACKAGES=(--workspace --exclude elo-bench --all-features)
 export ELO_EXAMPLES_BUILT=1
 # Real proxies for tests/proxy.rs; their addresses go to $STATE_DIR/proxies.env.
@@ -124,7 +126,7 @@ install_nextest() {
 # target/conformance/RUNNER-DIRECTION/<cases>/ (see autobahn_dir).
 autobahn() {
     local runner=$1 direction=$2 cases=$3 exclude=${4:-} args subject=()
-    args=(--no-install --profile "$PROFILE" --timeout 900)
+    args=(--no-install --profile "$PROFILE" --timeout "$AUTOBAHN_LIMIT")
     [[ -n $exclude ]] && args+=(--exclude "$exclude")
     # The echo server accepts permessage-deflate (the clients of cases 1-10 don't offer it);
     # the client offers it in the form each case needs.
@@ -182,7 +184,7 @@ else
 fi
 for shard in "${WSTEST_SHARDS[@]}"; do
     for direction in server client; do
-        step_bg "autobahn: wstest, our $direction, cases $shard" 1000 autobahn wstest "$direction" "$shard"
+        step_bg "autobahn: wstest, our $direction, cases $shard" $((AUTOBAHN_LIMIT + 100)) autobahn wstest "$direction" "$shard"
     done
 done
 if [[ -z $QUICK ]]; then
@@ -192,7 +194,7 @@ if [[ -z $QUICK ]]; then
     # fragments outlasts kosoku's own 100 s case limit here. wstest runs every one of them.
     KOSOKU_EXCLUDE="12.*,13.*,9.3.1,9.4.1"
     for direction in server client; do
-        step_bg "autobahn: kosoku, our $direction, all but $KOSOKU_EXCLUDE" 1000 \
+        step_bg "autobahn: kosoku, our $direction, all but $KOSOKU_EXCLUDE" $((AUTOBAHN_LIMIT + 100)) \
             autobahn kosoku "$direction" all "$KOSOKU_EXCLUDE"
     done
 fi
