@@ -38,7 +38,7 @@ case ${1:-} in
 esac
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
-PEERS_CACHE=${ELO_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/elo-test-peers}
+export PEERS_CACHE=${ELO_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/elo-test-peers}
 # Everything the tests and the conformance runs use is built once, by the build step.
 export PROFILE=ci
 export AUTOBAHN_LIMIT=${AUTOBAHN_LIMIT:-900}

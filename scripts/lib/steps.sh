@@ -14,7 +14,8 @@
 #   steps_summary               the table; status 1 if any step failed
 #   steps_failed                true once some step has failed
 #
-# CMD may be a shell function of the caller (every function is exported to the step's bash).
+# CMD may be a shell function of the caller: every function is exported to the step's bash,
+# which runs it with `set -euo pipefail`; the variables it reads must be exported.
 # A step runs in a session of its own (setsid), under coreutils `timeout`: at LIMIT seconds
 # its whole process group gets SIGTERM, 15 s later SIGKILL, and it counts as failed, named.
 # An interrupt or exit of the caller ends every running step the same way, then runs
@@ -57,8 +58,9 @@ _steps_start() {
     log=$(_steps_log "$i" "${STEP_NAMES[i]}")
     # shellcheck disable=SC2046 # the names of the caller's functions, one word each
     export -f $(compgen -A function)
-    # The inner bash writes when the command ended, so a step reaped late is timed right.
-    STEP_END_FILE=$STEPS_DIR/.end.$i setsid timeout -k 15 "$limit" bash -c '"$@"; rc=$?; echo "$EPOCHREALTIME" >"$STEP_END_FILE"; exit $rc' \
+    # The inner bash writes when the command ended, so a step reaped late is timed right, and
+    # runs functions as strictly as the caller would.
+    STEP_END_FILE=$STEPS_DIR/.end.$i setsid timeout -k 15 "$limit" bash -c 'trap "echo \$EPOCHREALTIME >\"\$STEP_END_FILE\"" EXIT; set -euo pipefail; "$@"' \
         step "$@" >"$log" 2>&1 </dev/null &
     _STEPS_PID=$!
     STEP_START[i]=$EPOCHREALTIME
@@ -72,7 +74,7 @@ _steps_finish() {
     STEP_SECS[i]=$(awk -v a="${STEP_START[i]}" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
     if ((rc == 0)); then
         STEP_RESULTS[i]=ok
-    elif ((rc == 124 || rc == 137)) && [[ ! -s $end_file ]]; then
+    elif ((rc == 124 || rc == 137)) && [[ ${STEP_SECS[i]} -ge $((limit - 1)) ]]; then
         STEP_RESULTS[i]="TIMED OUT (${limit} s)"
     else
         STEP_RESULTS[i]="FAILED (exit $rc)"
