@@ -77,7 +77,6 @@ pub mod error;
 pub mod handshake;
 pub mod integrations;
 pub mod io;
-pub mod message;
 pub mod proto;
 pub mod server;
 #[cfg(feature = "tls")]
@@ -88,6 +87,6 @@ pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
 pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};
 pub use io::WebSocket;
-pub use message::{Message, Utf8Bytes};
 pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::connection::{DataKind, Role, State};
+pub use proto::message::{Message, Utf8Bytes};

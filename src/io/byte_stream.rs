@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::WebSocket;
 use crate::error::{Error, ErrorKind};
-use crate::message::Message;
 use crate::proto::close::CloseFrame;
+use crate::proto::message::Message;
 
 /// A [`WebSocket`] wrapped as `AsyncRead + AsyncWrite`; see the module docs. Made by
 /// [`WebSocket::into_byte_stream`].
@@ -110,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ByteStream<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().ws.poll_flush_all(cx).map_err(io_error)
+        self.get_mut().ws.poll_write_out(cx).map_err(io_error)
     }
 
     /// Sends a normal close frame and writes everything queued; reading goes on until the
@@ -120,6 +120,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ByteStream<S> {
         if !this.ws.conn.close_sent() {
             let _ = this.ws.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
         }
-        this.ws.poll_flush_all(cx).map_err(io_error)
+        this.ws.poll_write_out(cx).map_err(io_error)
     }
 }

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::WebSocket;
 use crate::error::{Error, Result};
-use crate::message::Message;
 use crate::proto::close::CloseFrame;
+use crate::proto::message::Message;
 
 type Shared<S> = Arc<Mutex<WebSocket<S>>>;
 
@@ -117,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// # Errors
     /// An I/O error.
     pub async fn flush(&self) -> Result<()> {
-        poll_fn(|cx| lock(&self.shared).poll_flush_all(cx)).await
+        poll_fn(|cx| lock(&self.shared).poll_write_out(cx)).await
     }
 
     /// Sends a close frame; the reader sees the stream end when the peer answers.
@@ -125,10 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// # Errors
     /// As [`WebSocket::close`], without the wait.
     pub async fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
-        lock(&self.shared)
-            .conn
-            .send_close(frame.as_ref())
-            .map_err(Error::invalid_input)?;
+        lock(&self.shared).conn.send_close(frame.as_ref())?;
         self.flush().await
     }
 
@@ -157,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        lock(&self.shared).poll_flush_all(cx)
+        lock(&self.shared).poll_write_out(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {

@@ -4,8 +4,8 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::ProtocolError;
-use crate::message::Utf8Bytes;
+use crate::proto::error::{ProtocolError, SendError};
+use crate::proto::message::Utf8Bytes;
 
 /// A close status code (RFC 6455 §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,12 +122,12 @@ impl CloseFrame {
     }
 
     /// Checks that this frame may be sent: a sendable code and a reason of at most 123 bytes.
-    pub(crate) fn validate_outgoing(&self) -> Result<(), &'static str> {
+    pub(crate) fn validate_outgoing(&self) -> Result<(), SendError> {
         if !self.code.is_sendable() {
-            return Err("close code may not be sent");
+            return Err(SendError::InvalidCloseCode(self.code.as_u16()));
         }
         if self.reason.len() > 123 {
-            return Err("close reason longer than 123 bytes");
+            return Err(SendError::CloseReasonTooLong);
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 
 pub mod close;
 pub mod connection;
+pub mod error;
 pub mod frame;
 pub mod mask;
+pub mod message;
 pub mod utf8;

@@ -38,7 +38,7 @@ use crate::config::{Config, HandshakeLimits};
 use crate::deflate::DeflateConfig;
 use crate::error::{Error, Result};
 use crate::io::WebSocket;
-use crate::message::Message;
+use crate::proto::message::Message;
 use registry::Registry;
 
 type VerifyFn = dyn Fn(&ClientInfo) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::task::{AbortHandle, Id as TaskId};
 
 use crate::io::{Delivery, Outbox};
-use crate::message::Message;
+use crate::proto::message::Message;
 
 /// Identifies a connected client for the lifetime of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

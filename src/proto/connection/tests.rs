@@ -2,7 +2,11 @@
 //! splits, and must give the same messages and output.
 
 use super::*;
+use crate::proto::close::CloseFrame;
+use crate::proto::error::ProtocolError;
+use crate::proto::message::{Message, Utf8Bytes};
 use proptest::prelude::*;
+use std::io::IoSlice;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -172,7 +176,7 @@ fn close_is_echoed_with_code() {
     assert_eq!(conn.next_message(), Ok(None));
     assert_eq!(
         conn.send(&Message::text("x")),
-        Err("close frame already sent")
+        Err(crate::proto::error::SendError::Closed)
     );
 }
 

@@ -1,0 +1,344 @@
+//! [`WebSocket`]: a connection over a stream, and its methods.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+use super::outbox::Outbox;
+use super::read_buffer::ReadSizing;
+use super::split::{self, WsReader, WsWriter};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::proto::close::CloseFrame;
+use crate::proto::connection::{Connection, DataKind, Role, State};
+use crate::proto::message::Message;
+
+/// A WebSocket connection over a stream `S`, after the opening handshake.
+///
+/// One task may read and write through `&mut`; to read and write from two tasks, use
+/// [`split`](WebSocket::split).
+pub struct WebSocket<S> {
+    pub(super) stream: S,
+    pub(super) conn: Connection,
+    protocol: Option<String>,
+    extensions: String,
+    /// The peer's close frame, once it arrived.
+    pub(super) peer_close: Option<CloseFrame>,
+    /// The peer's close frame as a message, handed out once its echo is written (when control
+    /// frames are delivered).
+    pub(super) close_message: Option<Message>,
+    /// The stream was closed and the outcome reported: `recv` answers `None` from now on.
+    pub(super) finished: bool,
+    /// The one timer, at the core's next deadline; allocated only while the core keeps one.
+    pub(super) timer: Option<Pin<Box<Sleep>>>,
+    /// Tasks waiting for the stream to take bytes (the other half of a split connection).
+    pub(super) write_waiters: Vec<Waker>,
+    pub(super) outbox: Option<Arc<Outbox>>,
+    pub(super) read_sizing: ReadSizing,
+}
+
+/// The future of [`WebSocket::recv`]: the next message, `None` once the connection closed
+/// cleanly. Cancel-safe.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Recv<'a, S> {
+    ws: &'a mut WebSocket<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> std::future::Future for Recv<'_, S> {
+    type Output = Result<Option<Message>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().ws.poll_recv(cx).map(Option::transpose)
+    }
+}
+
+/// The future of [`WebSocket::feed`]: queues the message once the write buffer has room.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Feed<'a, S> {
+    ws: &'a mut WebSocket<S>,
+    message: Option<Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> std::future::Future for Feed<'_, S> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        ready!(this.ws.poll_ready_send(cx))?;
+        match this.message.take() {
+            Some(message) => Poll::Ready(this.ws.queue(&message)),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("conn", &self.conn)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream on which the handshake is already done.
+    pub fn from_raw(stream: S, role: Role, config: Config) -> WebSocket<S> {
+        WebSocket::from_parts(stream, Connection::new(role, config), BytesMut::new(), None)
+    }
+
+    /// Wraps a stream and a protocol core; `leftover` holds bytes read past the handshake.
+    pub fn from_parts(
+        stream: S,
+        mut conn: Connection,
+        leftover: BytesMut,
+        protocol: Option<String>,
+    ) -> WebSocket<S> {
+        if !leftover.is_empty() {
+            *conn.read_buffer() = leftover;
+        }
+        let extensions = conn
+            .deflate_params()
+            .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n))
+            .unwrap_or_default();
+        WebSocket {
+            stream,
+            conn,
+            protocol,
+            extensions,
+            peer_close: None,
+            close_message: None,
+            finished: false,
+            timer: None,
+            write_waiters: Vec::new(),
+            outbox: None,
+            read_sizing: ReadSizing::default(),
+        }
+    }
+
+    pub(crate) fn set_outbox(&mut self, outbox: Arc<Outbox>) {
+        self.outbox = Some(outbox);
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The extensions agreed in the handshake, as a `Sec-WebSocket-Extensions` value (empty
+    /// when none were).
+    pub fn extensions(&self) -> &str {
+        &self.extensions
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The peer's close frame, once it has arrived (`None` too if it carried no code).
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.peer_close.as_ref()
+    }
+
+    /// Bytes queued but not yet written (the seed's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// The round-trip time the last answered heartbeat ping measured ([`Config::heartbeat`]).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.conn.rtt()
+    }
+
+    /// The connection's options.
+    pub fn config(&self) -> &Config {
+        self.conn.config()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably. Reading or writing it directly corrupts the connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Receives the next message. `Ok(None)` means the connection closed cleanly (the close
+    /// handshake completed); [`close_frame`](WebSocket::close_frame) then tells the peer's code.
+    ///
+    /// Pings are answered and close frames echoed while receiving. Queued output is written
+    /// before waiting for the network.
+    ///
+    /// # Errors
+    /// A protocol violation (after the close frame with its code was sent), an I/O error,
+    /// [`ErrorKind::AbnormalClosure`](crate::ErrorKind::AbnormalClosure) when the stream ended
+    /// without a close frame, or [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the
+    /// close handshake or a heartbeat ping timed out.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a message is never lost if the future is dropped.
+    pub fn recv(&mut self) -> Recv<'_, S> {
+        Recv { ws: self }
+    }
+
+    /// Sends a message and writes everything queued.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after a close frame was sent,
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an invalid control
+    /// message, or an I/O error.
+    ///
+    /// # Cancel safety
+    /// If dropped after the message was queued, it is still written by later calls.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it (unless the buffer is over its high-water mark).
+    /// See the module docs for when queued messages are written.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send).
+    pub fn feed(&mut self, message: impl Into<Message>) -> Feed<'_, S> {
+        Feed {
+            ws: self,
+            message: Some(message.into()),
+        }
+    }
+
+    /// Sends a message, compressed or not whatever its size (when permessage-deflate was
+    /// negotiated; otherwise it is sent as is).
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send).
+    pub async fn send_with_compression(
+        &mut self,
+        message: impl Into<Message>,
+        compress: bool,
+    ) -> Result<()> {
+        let message = message.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn.send_with_compression(&message, Some(compress))?;
+        self.flush().await
+    }
+
+    /// Sends one frame of a fragmented message; `fin` ends the message.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send), and when a message of the other kind is in progress.
+    pub async fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        payload: impl Into<bytes::Bytes>,
+        fin: bool,
+    ) -> Result<()> {
+        let payload = payload.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn.send_data(kind, &payload, fin)?;
+        self.flush().await
+    }
+
+    /// Sends a ping.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send); the payload may have at most 125 bytes.
+    pub async fn ping(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
+        self.send(Message::Ping(payload.into())).await
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat).
+    ///
+    /// # Errors
+    /// As [`ping`](WebSocket::ping).
+    pub async fn pong(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
+        self.send(Message::Pong(payload.into())).await
+    }
+
+    /// Writes everything queued.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_write_out(cx)).await
+    }
+
+    /// Starts the close handshake with `code` and `reason` and waits (up to
+    /// [`Config::close_timeout`]) for it to complete. Data messages that arrive meanwhile are
+    /// discarded. If the peer already closed, this just completes the handshake.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a code that may not be
+    /// sent or a reason over 123 bytes; [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if
+    /// the peer didn't answer in time (the stream is then closed); I/O and protocol errors met
+    /// while waiting.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        if !self.conn.close_sent() {
+            self.conn.send_close(frame.as_ref())?;
+        }
+        // The core's close deadline bounds the wait, the writes included.
+        while self.recv().await?.is_some() {}
+        Ok(())
+    }
+
+    /// Drops the connection at once, without a close handshake (the seed's `terminate`).
+    pub async fn terminate(&mut self) {
+        self.finished = true;
+        self.timer = None;
+        let _ = poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx)).await;
+    }
+
+    /// Splits the connection into a reader and a writer that can be used from two tasks.
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        split::split(self)
+    }
+
+    pub(super) fn queue(&mut self, message: &Message) -> Result<()> {
+        self.conn.send(message).map_err(Error::from)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_ready_send(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.get_mut().queue(&item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_write_out(cx)
+    }
+
+    /// Sends a normal close frame (if none was sent) and writes it; the close handshake
+    /// completes on the reading side.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if !this.conn.close_sent() {
+            let _ = this.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
+        }
+        this.poll_write_out(cx)
+    }
+}

@@ -1,0 +1,101 @@
+//! Output: the bytes owed to the peer, as one buffer or a list for a vectored write.
+
+use std::io::IoSlice;
+
+use bytes::{Buf, BytesMut};
+
+use super::Connection;
+use crate::proto::frame::OpCode;
+
+impl Connection {
+    /// Bytes waiting to be written (the seed's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.queued_len + self.staging.len()
+    }
+
+    /// Whether there is anything to write, including an owed pong.
+    pub fn has_output(&self) -> bool {
+        self.buffered_amount() > 0 || self.pending_pong.is_some()
+    }
+
+    /// All pending output when it is one contiguous buffer (no large payload is queued), so
+    /// the I/O layer can write it without building a slice list; `None` otherwise (use
+    /// [`output_slices`](Connection::output_slices)). An owed pong is queued first.
+    pub fn contiguous_output(&mut self) -> Option<&[u8]> {
+        if let Some(pong) = self.pending_pong.take() {
+            self.write_frame(OpCode::Pong, true, &pong);
+        }
+        if self.queue.is_empty() {
+            Some(&self.staging)
+        } else {
+            None
+        }
+    }
+
+    /// Fills `dst` with the buffers to write next, in order, and returns how many it filled.
+    /// An owed pong is queued first.
+    pub fn output_slices<'a>(&'a mut self, dst: &mut [IoSlice<'a>]) -> usize {
+        if let Some(pong) = self.pending_pong.take() {
+            self.write_frame(OpCode::Pong, true, &pong);
+        }
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.queue.iter()) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        // The staging buffer follows the queue; it is written in place, not sealed into a
+        // shared buffer, so small frames cost no allocation.
+        if n < dst.len() && n == self.queue.len() && !self.staging.is_empty() {
+            dst[n] = IoSlice::new(&self.staging);
+            n += 1;
+        }
+        n
+    }
+
+    /// Marks `n` bytes of output as written.
+    pub fn consume_output(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            let len = front.len();
+            if n >= len {
+                n -= len;
+                self.queued_len -= len;
+                self.queue.pop_front();
+            } else {
+                front.advance(n);
+                self.queued_len -= n;
+                n = 0;
+            }
+        }
+        if n >= self.staging.len() {
+            // Written whole: clearing keeps the buffer's start where it is, whereas advancing
+            // first would move it, and the next frame staged would pay for moving it back.
+            self.staging.clear();
+        } else if n > 0 {
+            self.staging.advance(n);
+        }
+        if self.queue.is_empty() && self.staging.is_empty() && self.staging.capacity() > 64 << 10 {
+            // Don't let one large burst pin a large staging buffer on an idle connection.
+            self.staging = BytesMut::new();
+        }
+    }
+
+    /// Takes all pending output as one contiguous buffer (convenient for tests and for
+    /// transports without vectored writes).
+    pub fn take_output(&mut self) -> BytesMut {
+        {
+            // Queues an owed pong.
+            let mut slices = [IoSlice::new(&[])];
+            self.output_slices(&mut slices);
+        }
+        self.seal_staging();
+        let mut out = BytesMut::with_capacity(self.queued_len);
+        for chunk in self.queue.drain(..) {
+            out.extend_from_slice(&chunk);
+        }
+        self.queued_len = 0;
+        out
+    }
+}

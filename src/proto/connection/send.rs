@@ -1,0 +1,203 @@
+//! Sending: messages and fragments framed (masked into our own buffer on a client, large
+//! payloads queued without copying on a server, compressed when negotiated) onto the output.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Connection, DataKind};
+use crate::deflate::codec::Compressor;
+use crate::proto::close::CloseFrame;
+use crate::proto::error::SendError;
+use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::proto::mask::apply_mask;
+use crate::proto::message::Message;
+
+/// Payloads at least this long are queued as their own buffer and written with a vectored
+/// write instead of being copied behind their header (server role; a client masks into its own
+/// buffer anyway).
+const VECTORED_MIN: usize = 4096;
+
+impl Connection {
+    /// Queues a whole message. Control messages (ping, pong, close) are checked: payloads of at
+    /// most 125 bytes, a sendable close code.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once a close frame was sent; for a control message, an invalid
+    /// payload (over 125 bytes, a close code that may not be sent, a reason over 123 bytes).
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        self.send_with_compression(message, None)
+    }
+
+    /// Queues a whole message, choosing compression for a data message: `Some(true)` or
+    /// `Some(false)` force it on or off (if permessage-deflate was negotiated), `None` applies
+    /// the size threshold.
+    ///
+    /// # Errors
+    /// As [`send`](Connection::send).
+    pub fn send_with_compression(
+        &mut self,
+        message: &Message,
+        compress: Option<bool>,
+    ) -> Result<(), SendError> {
+        let (kind, payload) = match message {
+            Message::Text(text) => (DataKind::Text, text.bytes_ref()),
+            Message::Binary(data) => (DataKind::Binary, data),
+            Message::Ping(data) => return self.send_control(OpCode::Ping, data),
+            Message::Pong(data) => return self.send_control(OpCode::Pong, data),
+            Message::Close(frame) => return self.send_close(frame.as_ref()),
+        };
+        if let Some(deflate) = self.deflate.as_ref() {
+            let wanted = compress.unwrap_or(payload.len() >= deflate.config.threshold);
+            if wanted && self.sending_fragmented.is_none() {
+                return self.send_compressed(kind, payload);
+            }
+        }
+        self.send_data(kind, payload, true)
+    }
+
+    /// Queues one frame of a data message: the first call names the kind; `fin` ends the
+    /// message. Control messages may be sent between fragments.
+    ///
+    /// # Errors
+    /// When the connection is closing or a message of the other kind is in progress.
+    pub fn send_data(
+        &mut self,
+        kind: DataKind,
+        payload: &Bytes,
+        fin: bool,
+    ) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let opcode = match self.sending_fragmented {
+            None => match kind {
+                DataKind::Text => OpCode::Text,
+                DataKind::Binary => OpCode::Binary,
+            },
+            Some(current) if current == kind => OpCode::Continuation,
+            Some(_) => return Err(SendError::FragmentKindMismatch),
+        };
+        self.sending_fragmented = if fin { None } else { Some(kind) };
+        self.write_frame(opcode, fin, payload);
+        Ok(())
+    }
+
+    fn send_compressed(&mut self, kind: DataKind, payload: &Bytes) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let Some(deflate) = self.deflate.as_mut() else {
+            return self.send_data(kind, payload, true);
+        };
+        let window = deflate.params.local_max_window_bits;
+        let config = &deflate.config;
+        let takeover = !deflate.params.local_no_context_takeover;
+        let compressor = deflate.compressor.get_or_insert_with(|| {
+            let compressor = Compressor::new(window, config);
+            if takeover && config.compact_idle_after.is_some() {
+                compressor.keep_history()
+            } else {
+                compressor
+            }
+        });
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+        compressor
+            .compress(payload, &mut out)
+            .map_err(|_| SendError::CompressionFailed)?;
+        if deflate.params.local_no_context_takeover {
+            if deflate.config.release_idle_state {
+                deflate.compressor = None;
+            } else if let Some(c) = deflate.compressor.as_mut() {
+                c.reset();
+            }
+        }
+        let opcode = match kind {
+            DataKind::Text => OpCode::Text,
+            DataKind::Binary => OpCode::Binary,
+        };
+        self.write_frame_rsv1(opcode, true, true, &out.freeze());
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &Bytes) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        if opcode == OpCode::Pong {
+            // An explicit pong answers whatever ping is outstanding.
+            self.pending_pong = None;
+        }
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    /// Queues a close frame, starting the close handshake (RFC 6455 §7.1.2).
+    ///
+    /// # Errors
+    /// When a close frame was already sent, or the code or reason may not be sent.
+    pub fn send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if let Some(frame) = frame {
+            frame.validate_outgoing()?;
+        }
+        self.queue_close(frame);
+        Ok(())
+    }
+
+    pub(super) fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = BytesMut::new();
+        if let Some(frame) = frame {
+            frame.encode(&mut payload);
+        }
+        self.pending_pong = None;
+        self.write_frame(OpCode::Close, true, &payload.freeze());
+        self.close_sent = true;
+    }
+
+    pub(super) fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {
+        self.write_frame_rsv1(opcode, fin, false, payload);
+    }
+
+    fn write_frame_rsv1(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &Bytes) {
+        let mask = self.mask_generator.as_mut().map(|generate| generate());
+        let header = FrameHeader {
+            fin,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let copied = mask.is_some() || payload.len() < VECTORED_MIN;
+        self.staging
+            .reserve(MAX_HEADER_LEN + if copied { payload.len() } else { 0 });
+        header.encode(&mut self.staging);
+        match mask {
+            Some(key) => {
+                // Mask into our own buffer, never the caller's payload.
+                let start = self.staging.len();
+                self.staging.extend_from_slice(payload);
+                apply_mask(&mut self.staging[start..], key, 0);
+            }
+            None if payload.len() >= VECTORED_MIN => {
+                self.seal_staging();
+                self.queued_len += payload.len();
+                self.queue.push_back(payload.clone());
+            }
+            None => self.staging.extend_from_slice(payload),
+        }
+    }
+
+    pub(super) fn seal_staging(&mut self) {
+        if !self.staging.is_empty() {
+            let chunk = self.staging.split().freeze();
+            self.queued_len += chunk.len();
+            self.queue.push_back(chunk);
+        }
+    }
+}
