@@ -4,6 +4,7 @@
 //! ```text
 //! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
 //!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin] [--tls]
+//!                 [--baseline PATH]
 //! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
 //! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
 //!                        [--inflight ..] [--no-pin]
@@ -30,6 +31,7 @@ const USAGE: &str = "usage:
   elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers elo,tungstenite,fastwebsockets]
                   [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
                   [--tls]   (every connection over TLS, one rustls stack for all servers)
+                  [--baseline PATH]   (server `baseline`: elo from another elo-bench build)
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin]
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
@@ -160,6 +162,13 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--hold" => opts.hold = secs(&value()?, "--hold")?,
             "--no-pin" => opts.pin = false,
             "--tls" => opts.tls = true,
+            "--baseline" => {
+                let exe = std::path::PathBuf::from(value()?);
+                if !exe.is_file() {
+                    return Err(format!("--baseline: no file {}", exe.display()));
+                }
+                let _ = sys::BASELINE_EXE.set(exe);
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -173,6 +182,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     opts.rounds = rounds.unwrap_or(if quick { 1 } else { 3 }).clamp(1, 50);
     if opts.servers.is_empty() {
         return Err("no servers".to_owned());
+    }
+    if opts.servers.contains(&Impl::Baseline) && sys::BASELINE_EXE.get().is_none() {
+        return Err("server `baseline` needs --baseline PATH (another build of elo-bench)".to_owned());
     }
     let bad = |v: &Option<Vec<usize>>, max: usize| v.iter().flatten().any(|&x| x == 0 || x > max);
     if bad(&opts.payloads, 64 << 20) || bad(&opts.conns, 10_000) || bad(&opts.inflight, 1024) {

@@ -21,9 +21,13 @@ pub enum Impl {
     Elo,
     Tungstenite,
     FastWebSockets,
+    /// Our server from another build of this benchmark (`--baseline PATH`), such as the
+    /// previous main: a change's cost or gain, measured side by side in one run.
+    Baseline,
 }
 
 impl Impl {
+    /// The servers a run measures unless told otherwise.
     pub const ALL: [Impl; 3] = [Impl::Elo, Impl::Tungstenite, Impl::FastWebSockets];
 
     pub fn name(self) -> &'static str {
@@ -31,11 +35,15 @@ impl Impl {
             Impl::Elo => "elo",
             Impl::Tungstenite => "tungstenite",
             Impl::FastWebSockets => "fastwebsockets",
+            Impl::Baseline => "baseline",
         }
     }
 
     pub fn parse(s: &str) -> Option<Impl> {
-        Impl::ALL.into_iter().find(|i| i.name() == s)
+        Impl::ALL
+            .into_iter()
+            .chain([Impl::Baseline])
+            .find(|i| i.name() == s)
     }
 }
 
@@ -59,6 +67,7 @@ pub fn run(
             Impl::Elo => elo(addr, tls).await,
             Impl::Tungstenite => tungstenite(addr, tls).await,
             Impl::FastWebSockets => fastwebsockets(addr, tls).await,
+            Impl::Baseline => Err("the baseline runs as `elo` in its own binary".into()),
         }
     })
 }

@@ -13,6 +13,10 @@ use crate::servers::Impl;
 pub static SERVER_TLS: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
     std::sync::OnceLock::new();
 
+/// Another build of this benchmark whose `elo` server is measured as `baseline`
+/// (`--baseline PATH`).
+pub static BASELINE_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// A server under test, running in its own process. Killed (and reaped) when dropped, also
 /// while unwinding from a panic; the child also asks the kernel to kill it if we die.
 pub struct ServerProc {
@@ -38,7 +42,13 @@ impl ServerProc {
         wrapper: &[String],
         ready_within: Duration,
     ) -> io::Result<ServerProc> {
-        let exe = std::env::current_exe()?;
+        let (exe, name) = match imp {
+            Impl::Baseline => match BASELINE_EXE.get() {
+                Some(exe) => (exe.clone(), Impl::Elo.name()),
+                None => return Err(io::Error::other("baseline server without --baseline PATH")),
+            },
+            _ => (std::env::current_exe()?, imp.name()),
+        };
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
@@ -47,7 +57,7 @@ impl ServerProc {
             }
             None => Command::new(exe),
         };
-        cmd.arg("server").arg(imp.name()).arg("127.0.0.1:0");
+        cmd.arg("server").arg(name).arg("127.0.0.1:0");
         if let Some(cpu) = cpu {
             cmd.arg("--cpu").arg(cpu.to_string());
         }
