@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use enim_labore_occaecati::deflate::codec::{Compressor, Decompressor, TAIL};
 use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::internals::{Compressor, Decompressor, TAIL};
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{ClientBuilder, Message};
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -165,6 +165,9 @@ if [[ -z $QUICK ]]; then
     step "lint: clippy, all features" 1200 cargo clippy --workspace --all-targets --all-features -- -D warnings
     step "lint: clippy, default features" 900 cargo clippy --workspace --all-targets -- -D warnings
     step "lint: clippy, library without TLS" 900 cargo clippy --lib --no-default-features -- -D warnings
+    # Every public item documented, every doc link resolving: the public API is a promise.
+    step "lint: rustdoc (missing docs, broken links)" 900 \
+        env RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --all-features -p enim-labore-occaecati
 fi
 
 step "build: tests, examples, CLI (profile $PROFILE)" 2400 cargo test --profile "$PROFILE" "${PACKAGES[@]}" --no-run

@@ -192,6 +192,7 @@ struct Inner {
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsFailure>,
     proxy: Option<ProxyFailure>,
+    send: Option<SendError>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -207,6 +208,7 @@ impl Error {
                 #[cfg(feature = "tls")]
                 tls: None,
                 proxy: None,
+                send: None,
                 source: None,
             }),
         }
@@ -259,6 +261,13 @@ impl Error {
     /// Why the proxy refused or failed the tunnel, for [`ErrorKind::Proxy`].
     pub fn proxy_failure(&self) -> Option<&ProxyFailure> {
         self.inner.proxy.as_ref()
+    }
+
+    /// Why a message or close frame couldn't be queued, when that is the error: `Closed` for
+    /// [`ErrorKind::Closed`] after a close frame was sent, the others for
+    /// [`ErrorKind::InvalidInput`].
+    pub fn send_error(&self) -> Option<SendError> {
+        self.inner.send
     }
 
     pub(crate) fn closed() -> Error {
@@ -328,10 +337,12 @@ impl From<ProtocolError> for Error {
 
 impl From<SendError> for Error {
     fn from(error: SendError) -> Error {
-        match error {
+        let mut e = match error {
             SendError::Closed => Error::closed(),
             other => Error::invalid_input(other.to_string()),
-        }
+        };
+        e.inner.send = Some(error);
+        e
     }
 }
 
@@ -375,6 +386,9 @@ impl fmt::Debug for Error {
         if let Some(p) = &self.inner.proxy {
             d.field("proxy", p);
         }
+        if let Some(e) = &self.inner.send {
+            d.field("send", e);
+        }
         if let Some(m) = &self.inner.message {
             d.field("message", m);
         }
@@ -407,8 +421,7 @@ impl fmt::Display for Error {
         }
         #[cfg(feature = "tls")]
         if let Some(t) = &self.inner.tls {
-            // The failure says it all; rustls's own wording (the source) would repeat it.
-            return write!(f, ": {t}");
+            write!(f, ": {t}")?;
         }
         if let Some(p) = &self.inner.proxy {
             write!(f, ": {p}")?;
@@ -416,9 +429,8 @@ impl fmt::Display for Error {
         if let Some(m) = &self.inner.message {
             write!(f, ": {m}")?;
         }
-        if let Some(s) = &self.inner.source {
-            write!(f, ": {s}")?;
-        }
+        // The underlying error is `source()`, not repeated here: reporters that walk the chain
+        // would print it twice.
         Ok(())
     }
 }
@@ -429,5 +441,32 @@ impl std::error::Error for Error {
             Some(s) => Some(&**s as &(dyn std::error::Error + 'static)),
             None => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn source_is_reported_once() {
+        let error = Error::from(std::io::Error::other("disk on fire"));
+        assert_eq!(error.to_string(), "I/O error");
+        assert_eq!(error.source().unwrap().to_string(), "disk on fire");
+    }
+
+    #[test]
+    fn send_errors_keep_their_cause() {
+        let error = Error::from(SendError::CloseReasonTooLong);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert_eq!(error.send_error(), Some(SendError::CloseReasonTooLong));
+        assert_eq!(Error::from(SendError::Closed).kind(), ErrorKind::Closed);
+    }
+
+    #[test]
+    fn protocol_error_names_its_close_code() {
+        let error = Error::from(ProtocolError::InvalidUtf8);
+        assert!(error.to_string().contains("close code 1007"), "{error}");
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! A WebSocket (RFC 6455) client and server for tokio, built on a sans-I/O protocol core.
 //!
-//! - [`proto`]: the protocol core — frames, masking, incremental UTF-8 validation, close codes,
-//!   message assembly with limits, and the [`Connection`](proto::connection::Connection) state
-//!   machine. No I/O, testable with byte vectors.
-//! - [`handshake`]: the HTTP opening handshake, shared by the server, the client and
-//!   integrations.
+//! - [`proto`]: the sans-I/O protocol core — the [`Connection`](proto::Connection) state
+//!   machine (frames, masking, UTF-8, close codes, limits, the close handshake and its
+//!   deadlines), for anyone building a transport of their own. No I/O, no clock.
+//! - [`handshake`]: the `Sec-WebSocket-Accept` computation, for HTTP servers of your own (the
+//!   validation itself is shared by the server, the client and the integrations).
 //! - [`WebSocket`]: the tokio layer over any `AsyncRead + AsyncWrite + Unpin`.
 //! - [`server`]: binds a port, authenticates, tracks clients, broadcasts, shuts down.
 //! - [`client`]: connects to `ws://`, `wss://` and `ws+unix:` URLs with subprotocols, headers,
@@ -81,12 +81,19 @@ pub mod proto;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
-pub mod transport;
+mod transport;
+
+/// Internal parsers and codecs for the project's own tests, benchmarks and fuzz targets.
+/// Not part of the public API: no documentation, no semver promise.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::deflate::codec::{Compressor, Decompressor, TAIL};
+    pub use crate::proto::mask::{apply_mask, apply_mask_naive};
+}
 
 pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
 pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};
 pub use io::WebSocket;
-pub use proto::close::{CloseCode, CloseFrame};
-pub use proto::connection::{DataKind, Role, State};
-pub use proto::message::{Message, Utf8Bytes};
+pub use proto::{CloseCode, CloseFrame, DataKind, Message, Role, State, Utf8Bytes};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::{deflate_combinations as combinations, masked_frame, read_close_code, read_head};
-use enim_labore_occaecati::deflate::codec::Compressor;
 use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::internals::Compressor;
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{ClientBuilder, Config, Message};
 use tokio::io::AsyncWriteExt;

@@ -1,23 +1,29 @@
 //! The integration tests, one module per file beside this one, in one test binary: each
 //! binary of its own compiled and linked the library's generic code again, which was most of
-//! the test build. Every test talks to real peers over loopback; `cargo test --test
-//! integration MODULE::` (or `cargo nextest run -E 'test(/^MODULE::/)'`) runs one file.
+//! the test build. Every test talks to real peers over loopback, except `guide`, which checks
+//! the guide against the code; `cargo test --test integration MODULE::` (or
+//! `cargo nextest run -E 'test(/^MODULE::/)'`) runs one file.
 
 mod common;
 mod support;
 
 mod browser;
 mod byte_stream;
+mod client_options;
 mod client_server;
 mod deflate;
 mod examples;
+mod guide;
 mod heartbeat;
 #[cfg(feature = "axum")]
 mod hyper_axum;
 mod interop_deflate;
 mod interop_node;
 mod limits;
+mod pause;
 mod proxy;
+mod server_handles;
+mod server_hooks;
 mod tls;
 #[cfg(unix)]
 mod unix_socket;

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use enim_labore_occaecati::proto::connection::Connection;
-use enim_labore_occaecati::proto::mask::{apply_mask, apply_mask_naive};
+use enim_labore_occaecati::internals::{apply_mask, apply_mask_naive};
+use enim_labore_occaecati::proto::Connection;
 use enim_labore_occaecati::{Config, Role};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];

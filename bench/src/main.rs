@@ -184,7 +184,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         return Err("no servers".to_owned());
     }
     if opts.servers.contains(&Impl::Baseline) && sys::BASELINE_EXE.get().is_none() {
-        return Err("server `baseline` needs --baseline PATH (another build of elo-bench)".to_owned());
+        return Err(
+            "server `baseline` needs --baseline PATH (another build of elo-bench)".to_owned(),
+        );
     }
     let bad = |v: &Option<Vec<usize>>, max: usize| v.iter().flatten().any(|&x| x == 0 || x > max);
     if bad(&opts.payloads, 64 << 20) || bad(&opts.conns, 10_000) || bad(&opts.inflight, 1024) {

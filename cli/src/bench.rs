@@ -19,7 +19,7 @@ use enim_labore_occaecati::client::ClientStream;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::{ClientBuilder, CloseFrame, Config, Message, Utf8Bytes, WebSocket};
 
-use crate::util::{describe_connect_error, parse_seconds, say, CliError, CliResult};
+use crate::util::{chain, describe_connect_error, parse_seconds, say, CliError, CliResult};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -152,7 +152,8 @@ async fn drive(
     let mut sent_at = VecDeque::with_capacity(in_flight);
     let mut next_send = 0u64;
     let mut next_reply = 0u64;
-    let fail = |e: enim_labore_occaecati::Error| CliError(format!("connection failed: {e}"));
+    let fail =
+        |e: enim_labore_occaecati::Error| CliError(format!("connection failed: {}", chain(&e)));
     let deadline = tokio::time::Instant::from_std(deadline);
     loop {
         while sent_at.len() < in_flight {

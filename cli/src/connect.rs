@@ -9,8 +9,8 @@ use enim_labore_occaecati::{ClientBuilder, CloseCode, CloseFrame, Config, Messag
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::util::{
-    describe_connect_error, escape, format_message, parse_header, parse_seconds, say, CliError,
-    CliResult,
+    chain, describe_connect_error, escape, format_message, parse_header, parse_seconds, say,
+    CliError, CliResult,
 };
 
 #[derive(Debug, Args)]
@@ -94,11 +94,11 @@ async fn scripted_session(mut ws: WebSocket<ClientStream>, args: &ConnectArgs) -
     for message in &args.execute {
         ws.feed(message.as_str())
             .await
-            .map_err(|e| CliError(format!("cannot send: {e}")))?;
+            .map_err(|e| CliError(format!("cannot send: {}", chain(&e))))?;
     }
     ws.flush()
         .await
-        .map_err(|e| CliError(format!("cannot send: {e}")))?;
+        .map_err(|e| CliError(format!("cannot send: {}", chain(&e))))?;
     let mut received = 0;
     let waiting = async {
         while received < wanted {
@@ -108,7 +108,7 @@ async fn scripted_session(mut ws: WebSocket<ClientStream>, args: &ConnectArgs) -
                     received += 1;
                 }
                 Ok(None) => return Err(closed_early(ws.close_frame(), received, wanted)),
-                Err(e) => return Err(CliError(format!("connection failed: {e}"))),
+                Err(e) => return Err(CliError(format!("connection failed: {}", chain(&e)))),
             }
         }
         Ok(())
@@ -126,7 +126,7 @@ async fn scripted_session(mut ws: WebSocket<ClientStream>, args: &ConnectArgs) -
         Ok(()) => Ok(()),
         // The server may drop the connection right after our close frame: that's fine.
         Err(e) if e.is_closed() => Ok(()),
-        Err(e) => Err(CliError(format!("close failed: {e}"))),
+        Err(e) => Err(CliError(format!("close failed: {}", chain(&e)))),
     }
 }
 
@@ -166,7 +166,7 @@ async fn interactive(mut ws: WebSocket<ClientStream>) -> CliResult<()> {
                     eprintln!("{}", describe_close(ws.close_frame(), "server"));
                     return Ok(());
                 }
-                Err(e) => return Err(CliError(format!("connection failed: {e}"))),
+                Err(e) => return Err(CliError(format!("connection failed: {}", chain(&e)))),
             },
             _ = tokio::signal::ctrl_c() => {
                 return close(&mut ws, CloseFrame::new(CloseCode::NORMAL, "")).await;
@@ -178,7 +178,7 @@ async fn interactive(mut ws: WebSocket<ClientStream>) -> CliResult<()> {
 async fn send(ws: &mut WebSocket<ClientStream>, message: Message) -> CliResult<()> {
     ws.send(message)
         .await
-        .map_err(|e| CliError(format!("cannot send: {e}")))
+        .map_err(|e| CliError(format!("cannot send: {}", chain(&e))))
 }
 
 async fn close(ws: &mut WebSocket<ClientStream>, frame: CloseFrame) -> CliResult<()> {
@@ -188,7 +188,7 @@ async fn close(ws: &mut WebSocket<ClientStream>, frame: CloseFrame) -> CliResult
             Ok(())
         }
         Err(e) if e.is_closed() => Ok(()),
-        Err(e) => Err(CliError(format!("close failed: {e}"))),
+        Err(e) => Err(CliError(format!("close failed: {}", chain(&e)))),
     }
 }
 

@@ -103,6 +103,21 @@ pub fn hex(data: &[u8]) -> String {
 }
 
 /// A one-line description of a failed connection attempt to `url`.
+/// An error and its sources, as one line: `Error`'s `Display` leaves the source to `source()`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
+
 pub fn describe_connect_error(url: &str, error: &Error) -> CliError {
     if let Some(response) = error.http_response() {
         let status = response.status();
@@ -125,17 +140,17 @@ pub fn describe_connect_error(url: &str, error: &Error) -> CliError {
                 format!("cannot connect to {url}: connection refused")
             }
             Some(io) => format!("cannot connect to {url}: {io}"),
-            None => format!("cannot connect to {url}: {error}"),
+            None => format!("cannot connect to {url}: {}", chain(error)),
         },
         ErrorKind::Timeout => format!("cannot connect to {url}: timed out"),
-        _ => format!("cannot connect to {url}: {error}"),
+        _ => format!("cannot connect to {url}: {}", chain(error)),
     };
     CliError(message)
 }
 
 /// The library's message without its leading "invalid input: ".
 fn strip_kind(error: &Error) -> String {
-    let text = error.to_string();
+    let text = chain(error);
     match text.strip_prefix("invalid input: ") {
         Some(rest) => rest.to_owned(),
         None => text,

@@ -16,12 +16,15 @@ mod proxy;
 pub use crate::transport::ClientStream;
 pub use proxy::{proxy_from_env, Proxy, ProxyKind};
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, Response, Uri};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::config::{Config, HandshakeLimits};
 use crate::deflate::{negotiation, DeflateConfig};
@@ -54,6 +57,153 @@ pub struct ClientBuilder {
     proxy: ProxySetting,
     #[cfg(feature = "tls")]
     tls: crate::tls::ClientTls,
+    dial: Dial,
+    mask_generator: Option<Hook<SharedMaskGenerator>>,
+    on_redirect: Option<Hook<RedirectHook>>,
+}
+
+/// The caller's mask generator, shared by every connection the builder opens.
+type SharedMaskGenerator = Mutex<dyn FnMut() -> [u8; 4] + Send>;
+
+/// The caller's redirect callback.
+type RedirectHook = dyn Fn(&RedirectHop<'_>, &mut HeaderMap) + Send + Sync;
+
+/// A caller's function, shared by the clones of a builder; `Debug` without showing it.
+struct Hook<T: ?Sized>(Arc<T>);
+
+impl<T: ?Sized> Clone for Hook<T> {
+    fn clone(&self) -> Self {
+        Hook(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Hook<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<function>")
+    }
+}
+
+/// The address family the client may connect over ([`ClientBuilder::family`]), the `family`
+/// option of the seed library (4, 6, or 0 for either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpFamily {
+    /// Either family: every resolved address, in the resolver's order (the default).
+    #[default]
+    Any,
+    /// IPv4 addresses only.
+    V4,
+    /// IPv6 addresses only.
+    V6,
+}
+
+impl IpFamily {
+    /// Whether `ip` belongs to this family.
+    pub fn admits(self, ip: IpAddr) -> bool {
+        match self {
+            IpFamily::Any => true,
+            IpFamily::V4 => ip.is_ipv4(),
+            IpFamily::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// How TCP connections are dialled (to the server, or to the proxy): the local address to
+/// bind and the address family allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Dial {
+    local_addr: Option<IpAddr>,
+    family: IpFamily,
+}
+
+impl Dial {
+    /// Resolves `host` and connects to the first of its addresses that fits (tried in the
+    /// resolver's order), bound to the local address if one is set.
+    pub(crate) async fn connect(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
+        if *self == Dial::default() {
+            return TcpStream::connect((host, port)).await;
+        }
+        let mut last_error = None;
+        for addr in tokio::net::lookup_host((host, port)).await? {
+            if !self.admits(addr.ip()) {
+                continue;
+            }
+            match self.connect_to(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            let what = match (self.family, self.local_addr) {
+                (IpFamily::V4, _) => "IPv4 address".to_owned(),
+                (IpFamily::V6, _) => "IPv6 address".to_owned(),
+                (IpFamily::Any, Some(local)) => format!("address of the family of {local}"),
+                (IpFamily::Any, None) => "address".to_owned(),
+            };
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("{host} has no {what}"),
+            )
+        }))
+    }
+
+    /// Whether a resolved address may be tried: of the allowed family, and of the local
+    /// address's family when one is set.
+    fn admits(&self, ip: IpAddr) -> bool {
+        self.family.admits(ip)
+            && self
+                .local_addr
+                .map_or(true, |l| l.is_ipv4() == ip.is_ipv4())
+    }
+
+    async fn connect_to(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(local) = self.local_addr {
+            socket.bind(SocketAddr::new(local, 0))?;
+        }
+        socket.connect(addr).await
+    }
+}
+
+/// One redirect the client is about to follow, as [`ClientBuilder::on_redirect`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RedirectHop<'a> {
+    number: usize,
+    response: &'a Response<Bytes>,
+    from: &'a Uri,
+    to: &'a Uri,
+}
+
+impl<'a> RedirectHop<'a> {
+    /// Which redirect this is: 1 for the first.
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The whole redirect response: headers (`Location`, `Set-Cookie`, …) and up to
+    /// [`HandshakeLimits::max_error_body`] bytes of body.
+    pub fn response(&self) -> &'a Response<Bytes> {
+        self.response
+    }
+
+    /// The URL that answered with the redirect (without user info).
+    pub fn from(&self) -> &'a Uri {
+        self.from
+    }
+
+    /// The URL the client goes to next: the `Location`, resolved against [`from`](Self::from),
+    /// with `http`/`https` taken as `ws`/`wss`, and without user info.
+    pub fn to(&self) -> &'a Uri {
+        self.to
+    }
 }
 
 /// Where the client's proxy comes from.
@@ -94,6 +244,9 @@ impl Default for ClientBuilder {
             proxy: ProxySetting::Direct,
             #[cfg(feature = "tls")]
             tls: crate::tls::ClientTls::new(),
+            dial: Dial::default(),
+            mask_generator: None,
+            on_redirect: None,
         }
     }
 }
@@ -180,9 +333,69 @@ impl ClientBuilder {
     }
 
     /// Follow up to `max` redirects (default 0: a redirect is an error carrying the response).
-    /// `Authorization` and `Cookie` are dropped when a redirect leads to another host.
+    /// `Authorization` and `Cookie` are dropped when a redirect leads to another host or
+    /// port, or from `wss:` to `ws:`; [`on_redirect`](Self::on_redirect) can change the
+    /// headers of each next request.
     pub fn max_redirects(mut self, max: usize) -> Self {
         self.max_redirects = max;
+        self
+    }
+
+    /// Calls `f` before each redirect is followed (the seed's `'redirect'` event), with the
+    /// hop (its status, response, and the URLs it goes from and to) and the headers of the
+    /// next request: the builder's [`header`](Self::header)s, `Authorization` from user
+    /// info, after `Authorization` and `Cookie` were dropped for another host or a
+    /// downgrade to `ws:`. What `f` leaves in them is sent, and carried on to later hops.
+    /// The headers the handshake generates (`Host`, `Sec-WebSocket-*`, …) are not in the map
+    /// and cannot be replaced here. Only redirects allowed by
+    /// [`max_redirects`](Self::max_redirects) reach `f`. A later call replaces the callback.
+    ///
+    /// ```
+    /// use enim_labore_occaecati::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new().max_redirects(3).on_redirect(|hop, headers| {
+    ///     if hop.to().host() == Some("ws.example.com") {
+    ///         headers.insert("authorization", "Bearer for-example".parse().unwrap());
+    ///     }
+    /// });
+    /// ```
+    pub fn on_redirect<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RedirectHop<'_>, &mut HeaderMap) + Send + Sync + 'static,
+    {
+        self.on_redirect = Some(Hook(Arc::new(f)));
+        self
+    }
+
+    /// The source of masking keys for every frame sent (the seed's `generateMask`), called
+    /// once per frame. It is shared by all connections this builder (and its clones) opens,
+    /// so they call it in turn. The default draws the keys from the operating system's
+    /// random source; RFC 6455 §10.3 wants them unpredictable, so a fixed or counting
+    /// generator is for tests and trusted peers only.
+    pub fn mask_generator<F>(mut self, f: F) -> Self
+    where
+        F: FnMut() -> [u8; 4] + Send + 'static,
+    {
+        self.mask_generator = Some(Hook(Arc::new(Mutex::new(f))));
+        self
+    }
+
+    /// Binds the client's TCP socket to this local address (any free port) before it
+    /// connects: the seed's `localAddress`. Only the resolved addresses of the same family
+    /// are tried. With a proxy it applies to the connection to the proxy; not to Unix
+    /// sockets.
+    pub fn local_addr(mut self, addr: IpAddr) -> Self {
+        self.dial.local_addr = Some(addr);
+        self
+    }
+
+    /// Connects over IPv4 or IPv6 only (the seed's `family`): resolved addresses of the other
+    /// family are skipped, and a host with none of this family fails with
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io). Default [`IpFamily::Any`]. With a proxy it
+    /// applies to the connection to the proxy (a SOCKS5 proxy resolves the target itself);
+    /// not to Unix sockets.
+    pub fn family(mut self, family: IpFamily) -> Self {
+        self.dial.family = family;
         self
     }
 
@@ -204,15 +417,22 @@ impl ClientBuilder {
     }
 
     async fn connect_inner(&self, url: &str) -> Result<(WebSocket<ClientStream>, Response<()>)> {
-        let (mut target, mut uri) = parse_target(url)?;
+        let (mut target, uri) = parse_target(url)?;
+        let (mut uri, credentials) = take_user_info(uri)?;
         let mut headers = self.headers.clone();
+        add_basic_auth(&mut headers, credentials);
         let mut redirects = 0;
         loop {
             let stream = self.open(&target).await?;
             match self.handshake_with(stream, &uri, &headers).await {
-                Ok(done) => return Ok(done),
+                Ok((mut ws, response)) => {
+                    ws.set_url(display_url(&target, &uri).into_boxed_str());
+                    return Ok((ws, response));
+                }
                 Err(error) => {
-                    let Some(location) = redirect_target(&error, &uri) else {
+                    let (Some(response), Some(location)) =
+                        (error.http_response(), redirect_target(&error, &uri))
+                    else {
                         return Err(error);
                     };
                     if redirects >= self.max_redirects {
@@ -222,11 +442,24 @@ impl ClientBuilder {
                         return Err(HandshakeError::TooManyRedirects.into());
                     }
                     redirects += 1;
-                    let same_host =
-                        location.host() == uri.host() && location.port_u16() == uri.port_u16();
-                    if !same_host {
+                    let (location, credentials) = take_user_info(location)?;
+                    let same_host = location.host().map(str::to_ascii_lowercase)
+                        == uri.host().map(str::to_ascii_lowercase)
+                        && effective_port(&location) == effective_port(&uri);
+                    let downgrade = is_secure(&uri) && !is_secure(&location);
+                    if !same_host || downgrade {
                         headers.remove(header::AUTHORIZATION);
                         headers.remove(header::COOKIE);
+                    }
+                    add_basic_auth(&mut headers, credentials);
+                    if let Some(Hook(on_redirect)) = &self.on_redirect {
+                        let hop = RedirectHop {
+                            number: redirects,
+                            response,
+                            from: &uri,
+                            to: &location,
+                        };
+                        on_redirect(&hop, &mut headers);
                     }
                     // A relative redirect on a Unix socket stays on that socket.
                     if !(same_host && matches!(target, Target::Unix(_))) {
@@ -262,8 +495,8 @@ impl ClientBuilder {
             ProxySetting::FromEnv => proxy_from_env(host, secure)?,
         };
         let tcp = match proxy {
-            Some(proxy) => proxy.connect(host, port, &self.limits).await?,
-            None => TcpStream::connect((host, port)).await?,
+            Some(proxy) => proxy.connect(host, port, &self.limits, &self.dial).await?,
+            None => self.dial.connect(host, port).await?,
         };
         let _ = tcp.set_nodelay(true);
         if secure {
@@ -280,7 +513,8 @@ impl ClientBuilder {
     }
 
     /// Performs the client handshake over a stream the caller opened (the seed's
-    /// `createConnection`), for the given URL (used for `Host` and the request target).
+    /// `createConnection`), for the given URL (used for `Host`, the request target, and
+    /// user info as `Authorization`).
     ///
     /// # Errors
     /// As [`connect`](ClientBuilder::connect), without redirects.
@@ -288,11 +522,16 @@ impl ClientBuilder {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let uri = parse_url(url)?;
+        let (uri, credentials) = take_user_info(parse_url(url)?)?;
+        let mut headers = self.headers.clone();
+        add_basic_auth(&mut headers, credentials);
         let timeout = self.limits.timeout;
-        match tokio::time::timeout(timeout, self.handshake_with(stream, &uri, &self.headers)).await
-        {
-            Ok(result) => result,
+        match tokio::time::timeout(timeout, self.handshake_with(stream, &uri, &headers)).await {
+            Ok(Ok((mut ws, response))) => {
+                ws.set_url(uri.to_string().into_boxed_str());
+                Ok((ws, response))
+            }
+            Ok(Err(error)) => Err(error),
             Err(_) => Err(Error::timeout("opening handshake")),
         }
     }
@@ -340,6 +579,15 @@ impl ClientBuilder {
         match validate_response(&response, &key, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
                 let mut conn = Connection::new(Role::Client, self.config.clone());
+                if let Some(Hook(generator)) = &self.mask_generator {
+                    let generator = generator.clone();
+                    conn = conn.with_mask_generator(Box::new(move || {
+                        // A generator that panicked once still answers the next time.
+                        let mut generator =
+                            generator.lock().unwrap_or_else(PoisonError::into_inner);
+                        (*generator)()
+                    }));
+                }
                 if let Some(deflate) = &self.deflate {
                     let answer = response
                         .headers()
@@ -399,8 +647,13 @@ fn is_secure(uri: &Uri) -> bool {
     matches!(uri.scheme_str(), Some("wss") | Some("https"))
 }
 
+/// The URL's port, or its scheme's default.
+fn effective_port(uri: &Uri) -> u16 {
+    uri.port_u16()
+        .unwrap_or(if is_secure(uri) { 443 } else { 80 })
+}
+
 fn tcp_target(uri: &Uri) -> Target {
-    let secure = is_secure(uri);
     Target::Tcp {
         host: uri
             .host()
@@ -408,8 +661,63 @@ fn tcp_target(uri: &Uri) -> Target {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned(),
-        port: uri.port_u16().unwrap_or(if secure { 443 } else { 80 }),
-        secure,
+        port: effective_port(uri),
+        secure: is_secure(uri),
+    }
+}
+
+/// The URL a connection was made to, for [`WebSocket::url`]: the request URL, or the
+/// `ws+unix:` spelling for a Unix socket.
+fn display_url(target: &Target, uri: &Uri) -> String {
+    match target {
+        Target::Unix(path) => {
+            let request = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            format!("ws+unix:{}:{request}", path.display())
+        }
+        Target::Tcp { .. } => uri.to_string(),
+    }
+}
+
+/// A user name and password from a URL's user info, percent-decoded.
+type Credentials = (Vec<u8>, Vec<u8>);
+
+/// Splits the user info (`user:password@`) off a URL: the URL without it, and the
+/// percent-decoded user name and password (empty when missing, as in `ws://user@host/`).
+fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
+    let Some((user_info, host)) = uri
+        .authority()
+        .and_then(|authority| authority.as_str().rsplit_once('@'))
+    else {
+        return Ok((uri, None));
+    };
+    let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+    let credentials = (
+        proxy::percent_decode_bytes(user),
+        proxy::percent_decode_bytes(password),
+    );
+    let invalid = || Error::invalid_input("invalid host after the user info of a URL");
+    let mut parts = uri.clone().into_parts();
+    parts.authority = Some(host.parse().map_err(|_| invalid())?);
+    let uri = Uri::from_parts(parts).map_err(|_| invalid())?;
+    Ok((uri, Some(credentials)))
+}
+
+/// Sends URL credentials as `Authorization: Basic …`, unless an `Authorization` header is
+/// already there (the caller's, or an earlier hop's): the first one wins, as in curl.
+fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Credentials>) {
+    let Some((user, password)) = credentials else {
+        return;
+    };
+    if headers.contains_key(header::AUTHORIZATION) {
+        return;
+    }
+    let mut pair = user;
+    pair.push(b':');
+    pair.extend_from_slice(&password);
+    let token = base64::engine::general_purpose::STANDARD.encode(pair);
+    if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
     }
 }
 
@@ -499,6 +807,46 @@ mod tests {
         assert!(parse_url("ftp://localhost").is_err());
         assert!(parse_url("ws://").is_err());
         assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn user_info_is_taken_off_the_url() {
+        let uri = parse_url("ws://us%40er:p%3Ass%20w@Example.com:8080/a?b").unwrap();
+        let (uri, credentials) = take_user_info(uri).unwrap();
+        assert_eq!(uri.to_string(), "ws://Example.com:8080/a?b");
+        let (user, password) = credentials.unwrap();
+        assert_eq!((&user[..], &password[..]), (&b"us@er"[..], &b"p:ss w"[..]));
+
+        let (uri, credentials) = take_user_info(parse_url("wss://user@[::1]/").unwrap()).unwrap();
+        assert_eq!(uri.host(), Some("[::1]"));
+        assert_eq!(credentials, Some((b"user".to_vec(), Vec::new())));
+        let (_, none) = take_user_info(parse_url("ws://host/").unwrap()).unwrap();
+        assert_eq!(none, None);
+
+        let mut headers = HeaderMap::new();
+        add_basic_auth(&mut headers, Some((b"user".to_vec(), Vec::new())));
+        assert_eq!(headers[header::AUTHORIZATION], "Basic dXNlcjo=");
+        // The first Authorization wins.
+        add_basic_auth(&mut headers, Some((b"other".to_vec(), b"x".to_vec())));
+        assert_eq!(headers[header::AUTHORIZATION], "Basic dXNlcjo=");
+    }
+
+    #[test]
+    fn dial_filters_addresses_by_family() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        let any = Dial::default();
+        assert!(any.admits(v4) && any.admits(v6));
+        let only_v6 = Dial {
+            family: IpFamily::V6,
+            ..Dial::default()
+        };
+        assert!(!only_v6.admits(v4) && only_v6.admits(v6));
+        let bound_v4 = Dial {
+            local_addr: Some(v4),
+            ..Dial::default()
+        };
+        assert!(bound_v4.admits(v4) && !bound_v4.admits(v6));
     }
 
     #[test]

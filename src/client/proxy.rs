@@ -8,6 +8,7 @@ use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::Dial;
 use crate::config::HandshakeLimits;
 use crate::error::{Error, ProxyFailure, Result};
 use crate::handshake::head::{parse_response, HeadReader};
@@ -138,14 +139,16 @@ impl Proxy {
         }
     }
 
-    /// Connects to the proxy and opens a tunnel to `host:port`.
+    /// Connects to the proxy (with the client's local address and address family, `dial`)
+    /// and opens a tunnel to `host:port`.
     pub(crate) async fn connect(
         &self,
         host: &str,
         port: u16,
         limits: &HandshakeLimits,
+        dial: &Dial,
     ) -> Result<TcpStream> {
-        let mut stream = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let mut stream = dial.connect(&self.host, self.port).await?;
         let _ = stream.set_nodelay(true);
         match self.kind {
             ProxyKind::Http => {
@@ -161,6 +164,11 @@ impl Proxy {
 
 /// Decodes `%XX` escapes in the user part of a proxy URL (a password may hold `@` or `:`).
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is).
+pub(super) fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -176,7 +184,7 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Asks an HTTP proxy for a tunnel and checks its answer (any 2xx opens it).

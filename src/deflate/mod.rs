@@ -12,9 +12,9 @@
 //! drops its state after each message, so idle connections hold none; with context takeover,
 //! [`DeflateConfig::compact_idle_after`] shrinks an idle compressor to its window of history.
 
-pub mod codec;
-pub mod extensions;
-pub mod negotiation;
+pub(crate) mod codec;
+pub(crate) mod extensions;
+pub(crate) mod negotiation;
 
 pub use negotiation::Negotiated;
 

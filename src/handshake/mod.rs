@@ -1,9 +1,9 @@
 //! The HTTP opening handshake (RFC 6455 §4), shared by the server, the client and any HTTP
 //! server integration: one validation path for every way a connection is accepted.
 
-pub mod client;
-pub mod head;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod head;
+pub(crate) mod server;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -13,10 +13,10 @@ use sha1::{Digest, Sha1};
 use crate::error::HandshakeError;
 
 /// The GUID RFC 6455 §1.3 appends to the key.
-pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+pub(crate) const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The protocol versions we speak: 13 (RFC 6455) and 8 (HyBi drafts 07-12).
-pub const SUPPORTED_VERSIONS: &str = "13, 8";
+pub(crate) const SUPPORTED_VERSIONS: &str = "13, 8";
 
 /// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
 ///
@@ -37,7 +37,7 @@ pub fn generate_key() -> String {
 }
 
 /// Whether `key` is 16 bytes in base64 (RFC 6455 §4.1, item 7).
-pub fn is_valid_key(key: &[u8]) -> bool {
+pub(crate) fn is_valid_key(key: &[u8]) -> bool {
     key.len() == 24
         && BASE64
             .decode(key)
@@ -47,7 +47,7 @@ pub fn is_valid_key(key: &[u8]) -> bool {
 
 /// Whether any `name` header lists `token` (case-insensitive) among its comma-separated
 /// elements.
-pub fn header_has_token(
+pub(crate) fn header_has_token(
     headers: &HeaderMap,
     name: impl http::header::AsHeaderName,
     token: &str,
@@ -77,7 +77,7 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// Whether `s` is a non-empty RFC 7230 token.
-pub fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
@@ -87,7 +87,7 @@ pub fn is_token(s: &[u8]) -> bool {
 /// # Errors
 /// [`HandshakeError::InvalidSubprotocol`] for an empty element, an element that is not a token,
 /// or a protocol listed twice.
-pub fn parse_subprotocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeError> {
+pub(crate) fn parse_subprotocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeError> {
     let mut protocols: Vec<String> = Vec::new();
     for value in headers.get_all(http::header::SEC_WEBSOCKET_PROTOCOL) {
         for element in value.as_bytes().split(|&b| b == b',') {

@@ -157,7 +157,8 @@ pub fn reject_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
 }
 
 /// The error response for a failed validation.
-pub fn error_response(error: &HandshakeError) -> Vec<u8> {
+#[cfg(test)]
+fn error_response(error: &HandshakeError) -> Vec<u8> {
     reject_response(error_status(error), &HeaderMap::new(), b"")
 }
 

@@ -21,13 +21,14 @@
 //! `websocket` holds the type and its methods; `receive` the receive loop, `read_buffer` the
 //! read buffers (their growth and the per-thread spares), `write` the writes, `timer` the one
 //! timer, `finish` the close sequence, `outbox` messages queued from other tasks (server
-//! broadcasts); `split` and `byte_stream` the adapters.
+//! broadcasts), `pause` reads paused on request; `split` and `byte_stream` the adapters.
 //!
 //! [`Config::max_write_buffer`]: crate::Config::max_write_buffer
 
 mod byte_stream;
 mod finish;
 mod outbox;
+mod pause;
 mod read_buffer;
 mod receive;
 mod split;
@@ -37,6 +38,7 @@ mod write;
 
 pub use byte_stream::ByteStream;
 pub(crate) use outbox::{Delivery, Outbox};
+pub use pause::PauseHandle;
 pub use split::{WsReader, WsWriter};
 pub use websocket::{Feed, Recv, WebSocket};
 

@@ -26,6 +26,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if self.conn.needs_clock() {
             self.poll_clock(cx);
         }
+        // Once a close frame went out (or the connection is over), reading goes on whatever
+        // the pause: the close handshake and its deadline need it.
+        if let Some(pause) = &self.pause {
+            if !self.conn.close_sent() && !self.conn.is_read_closed() && pause.poll_paused(cx) {
+                // Nothing read or handed out; what is owed still goes out.
+                if self.conn.has_output() {
+                    if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                        return self.fail(e);
+                    }
+                }
+                return Poll::Pending;
+            }
+        }
         let deliver_control = self.conn.config().receive_control_frames;
         loop {
             // With no input buffered there is nothing to parse (a frame is never left complete

@@ -14,6 +14,7 @@ use tokio::time::Sleep;
 use super::outbox::Outbox;
 use super::read_buffer::ReadSizing;
 use super::split::{self, WsReader, WsWriter};
+use super::PauseHandle;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::proto::close::CloseFrame;
@@ -42,6 +43,11 @@ pub struct WebSocket<S> {
     pub(super) write_waiters: Vec<Waker>,
     pub(super) outbox: Option<Arc<Outbox>>,
     pub(super) read_sizing: ReadSizing,
+    /// Set once the application asks for pausing (`pause`, `pause_handle`).
+    pub(super) pause: Option<PauseHandle>,
+    /// The URL a client connected to (set by the client only): boxed, so a server's
+    /// connections pay one (wide) pointer for it.
+    url: Option<Box<str>>,
 }
 
 /// The future of [`WebSocket::recv`]: the next message, `None` once the connection closed
@@ -122,11 +128,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_waiters: Vec::new(),
             outbox: None,
             read_sizing: ReadSizing::default(),
+            pause: None,
+            url: None,
         }
+    }
+
+    /// Stops reading (the seed's `pause()`): `recv` hands out no message and reads nothing
+    /// until [`resume`](WebSocket::resume); see [`PauseHandle`] for what still runs.
+    pub fn pause(&mut self) {
+        self.pause_handle().pause();
+    }
+
+    /// Reads again after [`pause`](WebSocket::pause).
+    pub fn resume(&mut self) {
+        if let Some(pause) = &self.pause {
+            pause.resume();
+        }
+    }
+
+    /// Whether reading is paused.
+    pub fn is_paused(&self) -> bool {
+        self.pause.as_ref().is_some_and(PauseHandle::is_paused)
+    }
+
+    /// A handle to pause and resume reading from another task (say, a consumer that can't
+    /// keep up, while this connection's `recv` waits in its own task).
+    pub fn pause_handle(&mut self) -> PauseHandle {
+        self.pause.get_or_insert_with(PauseHandle::default).clone()
     }
 
     pub(crate) fn set_outbox(&mut self, outbox: Arc<Outbox>) {
         self.outbox = Some(outbox);
+    }
+
+    pub(crate) fn set_url(&mut self, url: Box<str>) {
+        self.url = Some(url);
+    }
+
+    /// The URL a client connected to, after any redirects, without user info (the seed's
+    /// `ws.url`); for a Unix socket, `ws+unix:/path/to/socket:/request/path`. `None` on the
+    /// server side and for a connection made with [`from_raw`](Self::from_raw) or
+    /// [`from_parts`](Self::from_parts).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// The subprotocol agreed in the handshake.

@@ -150,7 +150,8 @@ impl FrameHeader {
     }
 
     /// The encoded length of this header.
-    pub fn encoded_len(&self) -> usize {
+    #[cfg(test)]
+    fn encoded_len(&self) -> usize {
         let len = match self.payload_len {
             0..=125 => 2,
             126..=0xffff => 4,
@@ -191,33 +192,6 @@ impl FrameHeader {
             | (u8::from(self.rsv2) << 5)
             | (u8::from(self.rsv3) << 4)
             | self.opcode.as_u8()
-    }
-
-    /// Writes the encoded header into a stack buffer and returns its length.
-    pub fn encode_into(&self, buf: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        buf[0] = self.first_byte();
-        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        let mut pos = match self.payload_len {
-            len @ 0..=125 => {
-                buf[1] = mask_bit | len as u8;
-                2
-            }
-            len @ 126..=0xffff => {
-                buf[1] = mask_bit | 126;
-                buf[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                4
-            }
-            len => {
-                buf[1] = mask_bit | 127;
-                buf[2..10].copy_from_slice(&len.to_be_bytes());
-                10
-            }
-        };
-        if let Some(key) = self.mask {
-            buf[pos..pos + 4].copy_from_slice(&key);
-            pos += 4;
-        }
-        pos
     }
 }
 
@@ -331,10 +305,6 @@ mod tests {
             h.encode(&mut out);
             prop_assert_eq!(out.len(), h.encoded_len());
             prop_assert_eq!(FrameHeader::decode(&out), Ok(Some((h, out.len()))));
-            // The two encoders agree.
-            let mut head = [0u8; MAX_HEADER_LEN];
-            let n = h.encode_into(&mut head);
-            prop_assert_eq!(&head[..n], &out[..]);
         }
     }
 }

@@ -7,13 +7,6 @@
 
 /// XORs `data` with `key`, as if `data` started `offset` bytes into a masked payload. Applying
 /// it twice restores the input.
-///
-/// ```
-/// use enim_labore_occaecati::proto::mask::apply_mask;
-/// let mut data = *b"Hello";
-/// apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
-/// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]); // RFC 6455 §5.7
-/// ```
 #[inline]
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     // The key as a little-endian word, turned so that its first byte is the one for
@@ -50,6 +43,7 @@ fn xor_word(lane: &mut [u8], word: u64) {
     lane.copy_from_slice(&(u64::from_le_bytes(bytes) ^ word).to_le_bytes());
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// The byte-by-byte reference implementation, for tests and benchmarks.
 #[inline]
 pub fn apply_mask_naive(data: &mut [u8], key: [u8; 4], offset: usize) {
@@ -112,5 +106,13 @@ mod tests {
         assert_ne!(data, original);
         apply_mask(&mut data, [1, 2, 3, 4], 0);
         assert_eq!(data, original);
+    }
+
+    #[test]
+    fn rfc_6455_example() {
+        // RFC 6455 §5.7: "Hello", masked.
+        let mut data = *b"Hello";
+        apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
+        assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
     }
 }

@@ -3,13 +3,14 @@
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::proto::close::CloseFrame;
 
 /// Immutable, cheaply clonable UTF-8 text backed by [`Bytes`]: cloning a received text message
-/// to broadcast it copies no payload.
+/// to broadcast it copies no payload. Checked once, when made; reading it is free.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Utf8Bytes(Bytes);
+pub struct Utf8Bytes(ByteString);
 
 /// The bytes given to [`Utf8Bytes::try_from`] are not UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,19 +27,17 @@ impl std::error::Error for NotUtf8 {}
 impl Utf8Bytes {
     /// Text from a static string.
     pub const fn from_static(s: &'static str) -> Utf8Bytes {
-        Utf8Bytes(Bytes::from_static(s.as_bytes()))
+        Utf8Bytes(ByteString::from_static(s))
     }
 
-    /// The text. Validation happened on construction; this checks again with SIMD-accelerated
-    /// validation rather than using `unsafe` (the crate forbids it).
+    /// The text, in constant time (`ByteString` holds the proof it is UTF-8).
     pub fn as_str(&self) -> &str {
-        // Every constructor validates, so the default is never used.
-        simdutf8::basic::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The UTF-8 bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The length in bytes.
@@ -53,38 +52,33 @@ impl Utf8Bytes {
 
     /// The underlying bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 
     /// The underlying bytes, shared.
     pub(crate) fn bytes_ref(&self) -> &Bytes {
-        &self.0
-    }
-
-    /// Wraps bytes the protocol core has already validated.
-    pub(crate) fn from_validated(bytes: Bytes) -> Utf8Bytes {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Utf8Bytes(bytes)
+        self.0.as_bytes()
     }
 }
 
 impl TryFrom<Bytes> for Utf8Bytes {
     type Error = NotUtf8;
     fn try_from(bytes: Bytes) -> Result<Utf8Bytes, NotUtf8> {
-        simdutf8::basic::from_utf8(&bytes).map_err(|_| NotUtf8)?;
-        Ok(Utf8Bytes(bytes))
+        ByteString::try_from(bytes)
+            .map(Utf8Bytes)
+            .map_err(|_| NotUtf8)
     }
 }
 
 impl From<String> for Utf8Bytes {
     fn from(s: String) -> Utf8Bytes {
-        Utf8Bytes(Bytes::from(s))
+        Utf8Bytes(ByteString::from(s))
     }
 }
 
 impl From<&str> for Utf8Bytes {
     fn from(s: &str) -> Utf8Bytes {
-        Utf8Bytes(Bytes::copy_from_slice(s.as_bytes()))
+        Utf8Bytes(ByteString::from(s))
     }
 }
 
@@ -103,13 +97,13 @@ impl std::ops::Deref for Utf8Bytes {
 
 impl PartialEq<str> for Utf8Bytes {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Utf8Bytes {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_str() == *other
     }
 }
 

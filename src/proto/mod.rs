@@ -1,10 +1,20 @@
-//! The sans-I/O protocol core: frames, masking, UTF-8, close codes and the connection state
-//! machine. Nothing here touches a socket or a clock.
+//! The sans-I/O protocol core, for building a transport of your own: frames, masking, UTF-8,
+//! close codes and the [`Connection`] state machine. Nothing here touches a socket or a clock.
+//!
+//! A transport feeds the bytes it reads to a [`Connection`], writes the bytes it hands out,
+//! tells it of the end of the stream and of the time, and closes the stream when it says so;
+//! `ARCHITECTURE.md` ("The transport contract") lists the five steps. The crate's
+//! [`WebSocket`](crate::WebSocket) is that transport for any tokio stream.
 
-pub mod close;
-pub mod connection;
-pub mod error;
-pub mod frame;
-pub mod mask;
-pub mod message;
-pub mod utf8;
+pub(crate) mod close;
+pub(crate) mod connection;
+pub(crate) mod error;
+pub(crate) mod frame;
+pub(crate) mod mask;
+pub(crate) mod message;
+pub(crate) mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use connection::{Connection, DataKind, MaskGenerator, Role, State};
+pub use error::{Failure, ProtocolError, SendError};
+pub use message::{Message, NotUtf8, Utf8Bytes};

@@ -66,7 +66,8 @@ impl Utf8Validator {
     }
 
     /// Whether the bytes fed so far end on a code point boundary.
-    pub fn is_complete(&self) -> bool {
+    #[cfg(test)]
+    fn is_complete(&self) -> bool {
         self.partial_len == 0
     }
 }

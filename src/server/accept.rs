@@ -7,13 +7,12 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{ClientId, ServerBuilder};
+use super::{ClientId, HandshakeFailure, ServerBuilder};
 use crate::deflate::{negotiation, Negotiated};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::head::{parse_request, HeadReader};
 use crate::handshake::server::{
-    accept_response, error_response, error_status, reject_response, validate_request,
-    UpgradeRequest,
+    accept_response, error_status, reject_response, validate_request, UpgradeRequest,
 };
 use crate::io::WebSocket;
 use crate::proto::connection::{Connection, Role};
@@ -229,7 +228,8 @@ where
         Ok(parts) => parts,
         Err(error) => {
             if error != HandshakeError::UnexpectedEof {
-                let _ = stream.write_all(&error_response(&error)).await;
+                let refusal = Refusal::from_error(options, error, None, remote_addr);
+                return Err(refusal.send(stream).await);
             }
             return Err(error.into());
         }
@@ -240,16 +240,7 @@ where
             stream.write_all(&response).await?;
             Ok((*info, leftover))
         }
-        Decision::Refuse(refusal) => {
-            let _ = stream
-                .write_all(&reject_response(
-                    refusal.status,
-                    &refusal.headers,
-                    &refusal.body,
-                ))
-                .await;
-            Err(refusal.error)
-        }
+        Decision::Refuse(refusal) => Err(refusal.send(stream).await),
     }
 }
 
@@ -273,12 +264,45 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn from_error(error: HandshakeError) -> Refusal {
-        Refusal {
-            status: error_status(&error),
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            error: error.into(),
+    /// Writes the response (the connection is dropped after it, so a failed write changes
+    /// nothing) and gives the error to report.
+    async fn send<S: AsyncWrite + Unpin>(self, stream: &mut S) -> Error {
+        let response = reject_response(self.status, &self.headers, &self.body);
+        let _ = stream.write_all(&response).await;
+        self.error
+    }
+
+    /// The default response for `error` (its status and reason phrase), or the one the
+    /// application's `on_handshake_error` hook answers.
+    fn from_error(
+        options: &ServerBuilder,
+        error: HandshakeError,
+        request: Option<&http::Request<()>>,
+        remote_addr: Option<SocketAddr>,
+    ) -> Refusal {
+        let custom = options.on_handshake_error.as_ref().and_then(|hook| {
+            hook(&HandshakeFailure {
+                error: &error,
+                request,
+                remote_addr,
+            })
+        });
+        match custom {
+            Some(response) => {
+                let (parts, body) = response.into_parts();
+                Refusal {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                    error: error.into(),
+                }
+            }
+            None => Refusal {
+                status: error_status(&error),
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+                error: error.into(),
+            },
         }
     }
 }
@@ -291,14 +315,20 @@ pub(crate) async fn decide(
     request: http::Request<()>,
     remote_addr: Option<SocketAddr>,
 ) -> Decision {
-    if let Some(path) = &options.path {
-        if request.uri().path() != path {
-            return Decision::Refuse(Refusal::from_error(HandshakeError::PathNotFound));
-        }
+    let refuse = |error, request: &http::Request<()>| {
+        Decision::Refuse(Refusal::from_error(
+            options,
+            error,
+            Some(request),
+            remote_addr,
+        ))
+    };
+    if !options.handles_head(&request) {
+        return refuse(HandshakeError::PathNotFound, &request);
     }
     let upgrade = match validate_request(&request) {
         Ok(upgrade) => upgrade,
-        Err(error) => return Decision::Refuse(Refusal::from_error(error)),
+        Err(error) => return refuse(error, &request),
     };
     let mut info = ClientInfo {
         request,
@@ -341,9 +371,12 @@ pub(crate) async fn decide(
             Ok(None) => {}
             Err(()) => {
                 // A malformed extension header: 400, as the seed library answers.
-                return Decision::Refuse(Refusal::from_error(HandshakeError::Malformed(
-                    "invalid Sec-WebSocket-Extensions",
-                )));
+                return Decision::Refuse(Refusal::from_error(
+                    options,
+                    HandshakeError::Malformed("invalid Sec-WebSocket-Extensions"),
+                    Some(&info.request),
+                    remote_addr,
+                ));
             }
         }
     }

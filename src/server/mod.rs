@@ -23,7 +23,7 @@ mod registry;
 
 pub use crate::transport::ServerStream;
 pub use accept::{ClientInfo, Verdict};
-pub use registry::{BroadcastReport, ClientId};
+pub use registry::{BroadcastReport, ClientId, Delivery};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,13 +36,28 @@ use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{Config, HandshakeLimits};
 use crate::deflate::DeflateConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, HandshakeError, Result};
 use crate::io::WebSocket;
 use crate::proto::message::Message;
 use registry::Registry;
 
 type VerifyFn = dyn Fn(&ClientInfo) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync;
 type SelectFn = dyn Fn(&[String], &ClientInfo) -> Option<String> + Send + Sync;
+type ShouldHandleFn = dyn Fn(&http::Request<()>) -> bool + Send + Sync;
+type HandshakeErrorFn =
+    dyn Fn(&HandshakeFailure<'_>) -> Option<http::Response<bytes::Bytes>> + Send + Sync;
+
+/// A failed opening handshake, as [`ServerBuilder::on_handshake_error`] sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HandshakeFailure<'a> {
+    /// What was wrong.
+    pub error: &'a HandshakeError,
+    /// The request, when its head could be parsed.
+    pub request: Option<&'a http::Request<()>>,
+    /// The client's address (`None` for streams without one).
+    pub remote_addr: Option<SocketAddr>,
+}
 
 /// Server options; built with [`Server::builder`].
 #[derive(Clone)]
@@ -52,6 +67,8 @@ pub struct ServerBuilder {
     path: Option<String>,
     verify: Option<Arc<VerifyFn>>,
     select_protocol: Option<Arc<SelectFn>>,
+    should_handle: Option<Arc<ShouldHandleFn>>,
+    on_handshake_error: Option<Arc<HandshakeErrorFn>>,
     protocols: Option<Vec<String>>,
     headers: HeaderMap,
     track_clients: bool,
@@ -82,6 +99,8 @@ impl Default for ServerBuilder {
             path: None,
             verify: None,
             select_protocol: None,
+            should_handle: None,
+            on_handshake_error: None,
             protocols: None,
             headers: HeaderMap::new(),
             track_clients: true,
@@ -110,6 +129,59 @@ impl ServerBuilder {
     /// Serve only this path (query strings are ignored); other paths get 400, as in the seed.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
+        self
+    }
+
+    /// A routing hook (the seed's `shouldHandle`): whether this server handles an upgrade
+    /// request, decided on its head before anything else. A request it declines gets 400, as
+    /// in the seed (and [`HandshakeError::PathNotFound`]); beside a router, ask
+    /// [`handles`](ServerBuilder::handles) first and send the request elsewhere.
+    pub fn should_handle<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&http::Request<()>) -> bool + Send + Sync + 'static,
+    {
+        self.should_handle = Some(Arc::new(hook));
+        self
+    }
+
+    /// Whether this server handles `request`: its [`path`](ServerBuilder::path) and its
+    /// [`should_handle`](ServerBuilder::should_handle) hook agree. (Whether it is a valid
+    /// upgrade is checked later, with an error response.)
+    pub fn handles<B>(&self, request: &http::Request<B>) -> bool {
+        if self.should_handle.is_none() {
+            return self.serves_path(request.uri());
+        }
+        // The hook sees a head without the body type.
+        let mut head = http::Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        self.handles_head(&head)
+    }
+
+    pub(crate) fn handles_head(&self, head: &http::Request<()>) -> bool {
+        self.serves_path(head.uri()) && self.should_handle.as_ref().map_or(true, |hook| hook(head))
+    }
+
+    fn serves_path(&self, uri: &http::Uri) -> bool {
+        self.path.as_ref().map_or(true, |path| uri.path() == path)
+    }
+
+    /// A hook that sees every handshake that fails with an error response (the seed's
+    /// `wsClientError`): a malformed or oversized head, a request that is not a valid
+    /// upgrade, a path not served, a request [`should_handle`](ServerBuilder::should_handle)
+    /// declined. It may answer its own response to send instead of the default one (the
+    /// status and its reason phrase); the connection is closed after it either way. Refusals
+    /// by the [`verify`](ServerBuilder::verify) hook don't come here: it chose its response.
+    pub fn on_handshake_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&HandshakeFailure<'_>) -> Option<http::Response<bytes::Bytes>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.on_handshake_error = Some(Arc::new(hook));
         self
     }
 
@@ -522,6 +594,48 @@ impl ServerHandle {
             Some(except),
             self.shared.options.max_outbox,
         )
+    }
+
+    /// Queues `message` for one client, like a broadcast to it alone (its payload shared, the
+    /// same backlog limit).
+    pub fn send_to(&self, id: ClientId, message: impl Into<Message>) -> Delivery {
+        self.shared
+            .registry
+            .send_to(id, message.into(), self.shared.options.max_outbox)
+    }
+
+    /// Starts the close handshake with one client: its task sends `frame` (a close frame
+    /// always goes through, whatever the backlog), its handler's `recv` then sees the peer's
+    /// answer and returns `Ok(None)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a code or reason that
+    /// may not be sent; [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the client is not
+    /// connected.
+    pub fn close_client(&self, id: ClientId, frame: Option<crate::CloseFrame>) -> Result<()> {
+        if let Some(frame) = &frame {
+            frame.validate_outgoing()?;
+        }
+        match self
+            .shared
+            .registry
+            .send_to(id, Message::Close(frame), usize::MAX)
+        {
+            Delivery::NotConnected => Err(crate::Error::closed()),
+            Delivery::Queued | Delivery::Dropped => Ok(()),
+        }
+    }
+
+    /// Drops one client's connection at once, without a close frame (the seed's
+    /// `terminate()`): its handler is cancelled and the peer sees the connection end (1006).
+    /// Answers whether the client was connected.
+    pub fn terminate_client(&self, id: ClientId) -> bool {
+        self.shared.registry.terminate(id)
+    }
+
+    /// The remote address of a connected client (`None` for Unix sockets, or once it left).
+    pub fn client_addr(&self, id: ClientId) -> Option<SocketAddr> {
+        self.shared.registry.remote_addr(id)
     }
 
     /// Stops accepting, sends every client a close frame with 1001 (going away), waits up to

@@ -1,4 +1,4 @@
-//! The set of connected clients, for broadcast and shutdown.
+//! The set of connected clients, for broadcast, messages to one client, and shutdown.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::task::{AbortHandle, Id as TaskId};
 
-use crate::io::{Delivery, Outbox};
+use crate::io::{Delivery as OutboxDelivery, Outbox};
 use crate::proto::message::Message;
 
 /// Identifies a connected client for the lifetime of the server.
@@ -29,10 +29,24 @@ pub struct BroadcastReport {
     pub dropped: usize,
 }
 
+/// What happened to a message sent to one client ([`ServerHandle::send_to`]).
+///
+/// [`ServerHandle::send_to`]: super::ServerHandle::send_to
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued; the client's task writes it.
+    Queued,
+    /// Not queued: the client already had its broadcast backlog pending.
+    Dropped,
+    /// No such client: it has disconnected (or was never tracked).
+    NotConnected,
+}
+
 struct Client {
     outbox: Arc<Outbox>,
-    #[allow(dead_code)]
     remote: Option<SocketAddr>,
+    /// The task running the client's handler, to terminate it.
+    task: Option<TaskId>,
 }
 
 #[derive(Default)]
@@ -55,6 +69,7 @@ impl Registry {
             Client {
                 outbox: outbox.clone(),
                 remote,
+                task: tokio::task::try_id(),
             },
         );
         (id, outbox)
@@ -83,11 +98,40 @@ impl Registry {
                 continue;
             }
             match client.outbox.push(message.clone(), limit) {
-                Delivery::Queued => report.queued += 1,
-                Delivery::Dropped => report.dropped += 1,
+                OutboxDelivery::Queued => report.queued += 1,
+                OutboxDelivery::Dropped => report.dropped += 1,
             }
         }
         report
+    }
+
+    pub(super) fn send_to(&self, id: ClientId, message: Message, limit: usize) -> Delivery {
+        // The outbox is cloned out so that no other client waits on this push.
+        let Some(outbox) = lock(&self.clients).get(&id).map(|c| c.outbox.clone()) else {
+            return Delivery::NotConnected;
+        };
+        match outbox.push(message, limit) {
+            OutboxDelivery::Queued => Delivery::Queued,
+            OutboxDelivery::Dropped => Delivery::Dropped,
+        }
+    }
+
+    pub(super) fn remote_addr(&self, id: ClientId) -> Option<SocketAddr> {
+        lock(&self.clients).get(&id).and_then(|c| c.remote)
+    }
+
+    /// Aborts the client's task, which drops its connection without a close frame.
+    pub(super) fn terminate(&self, id: ClientId) -> bool {
+        let Some(task) = lock(&self.clients).get(&id).and_then(|c| c.task) else {
+            return false;
+        };
+        match lock(&self.tasks).remove(&task) {
+            Some(handle) => {
+                handle.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     pub(super) fn track_task(&self, handle: AbortHandle) {

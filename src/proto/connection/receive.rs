@@ -187,9 +187,9 @@ impl Connection {
         if header.opcode == OpCode::Binary {
             return Ok(Message::Binary(payload.freeze()));
         }
-        // With validation off, text is still checked once whole, as on the general path.
-        simdutf8::basic::from_utf8(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-        Ok(Message::Text(Utf8Bytes::from_validated(payload.freeze())))
+        // One check, as the text is made (with validation off too, as on the general path).
+        let text = Utf8Bytes::try_from(payload.freeze()).map_err(|_| ProtocolError::InvalidUtf8)?;
+        Ok(Message::Text(text))
     }
 
     /// Checks a header against the protocol and the limits, and starts or continues the
@@ -314,9 +314,8 @@ impl Connection {
                 };
                 Ok(Some(match message.kind {
                     DataKind::Binary => Message::Binary(data),
-                    DataKind::Text if self.config.validate_utf8 => {
-                        Message::Text(Utf8Bytes::from_validated(data))
-                    }
+                    // Checked as it arrived (to fail fast) and once more as the text is made:
+                    // `Utf8Bytes` holds the proof, so reading it later costs nothing.
                     DataKind::Text => Message::Text(
                         Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?,
                     ),
@@ -373,9 +372,6 @@ impl Connection {
         let data = message.buf.freeze();
         Ok(Some(match message.kind {
             DataKind::Binary => Message::Binary(data),
-            DataKind::Text if self.config.validate_utf8 => {
-                Message::Text(Utf8Bytes::from_validated(data))
-            }
             DataKind::Text => {
                 Message::Text(Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
