@@ -25,11 +25,21 @@ pub struct Config {
     /// Autobahn's 9.3/9.4 cases.
     pub max_fragments: usize,
     /// Check text messages as they arrive (RFC 6455 §8.1), failing at the first invalid
-    /// fragment, even mid-frame, with close code 1007. When off, a text message is checked once,
-    /// when complete, still with close code 1007 if it is not UTF-8: a
-    /// [`Utf8Bytes`](crate::Utf8Bytes) always holds valid UTF-8, so text is never handed out
-    /// unchecked. Close reasons are always checked. Default: on.
+    /// fragment, even mid-frame, with close code 1007. When off (the seed's
+    /// `skipUTF8Validation`; only for peers you trust): with
+    /// [`deliver_fragments`](Config::deliver_fragments), text is handed out unchecked, as
+    /// bytes; otherwise a whole text message is still checked once, when complete, because a
+    /// [`Utf8Bytes`](crate::Utf8Bytes) always holds valid UTF-8. Close reasons are always
+    /// checked. Default: on.
     pub validate_utf8: bool,
+    /// Hand out each data frame as it arrives, as a [`Message::Fragment`](crate::Message)
+    /// (inflated, for a compressed message), instead of whole messages (the seed's
+    /// `binaryType = 'fragments'`, without holding the message): for messages too large to
+    /// hold. `max_message_size` then doesn't apply (nothing is held); each fragment is at most
+    /// [`max_frame_size`](Config::max_frame_size) (inflated, too), and `max_fragments` still
+    /// bounds a message. Text fragments are checked as UTF-8 as they arrive (a code point may
+    /// span two fragments). Default: off.
+    pub deliver_fragments: bool,
     /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Once the write buffer is over
     /// [`max_write_buffer`](Config::max_write_buffer), only the most recent ping is answered
     /// (RFC 6455 §5.5.3 allows it), so a peer that pings but never reads can't make pongs pile
@@ -98,6 +108,7 @@ impl Default for Config {
             max_write_buffer: 128 << 10,
             close_timeout: Duration::from_secs(10),
             heartbeat: None,
+            deliver_fragments: false,
         }
     }
 }

@@ -96,4 +96,4 @@ pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
 pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};
 pub use io::WebSocket;
-pub use proto::{CloseCode, CloseFrame, DataKind, Message, Role, State, Utf8Bytes};
+pub use proto::{CloseCode, CloseFrame, DataKind, Fragment, Message, Role, State, Utf8Bytes};

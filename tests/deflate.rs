@@ -1,5 +1,6 @@
 //! permessage-deflate between our client and our server over loopback: every parameter
-//! combination, limits on inflated size, corrupt data, RSV1 misuse and declined offers.
+//! combination, limits on inflated size, corrupt data, RSV1 misuse, declined offers, and
+//! compressed fragmented sends.
 
 use crate::common;
 
@@ -8,9 +9,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use common::{deflate_combinations as combinations, masked_frame, read_close_code, read_head};
 use enim_labore_occaecati::deflate::DeflateConfig;
-use enim_labore_occaecati::internals::Compressor;
+use enim_labore_occaecati::internals::{Compressor, Decompressor, TAIL};
 use enim_labore_occaecati::server::Server;
-use enim_labore_occaecati::{ClientBuilder, Config, Message};
+use enim_labore_occaecati::{ClientBuilder, Config, DataKind, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -285,4 +286,107 @@ async fn idle_compaction_keeps_the_context() {
         }
         ws.close(None).await.unwrap();
     }
+}
+
+/// Reads one server frame (unmasked): (first byte, payload).
+async fn read_frame(tcp: &mut TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => u64::from(tcp.read_u16().await.unwrap()),
+        127 => tcp.read_u64().await.unwrap(),
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; len as usize];
+    tcp.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+#[tokio::test]
+async fn compressed_fragments_are_one_stream_with_rsv1_on_the_first_frame() {
+    let server = Server::builder()
+        .deflate(DeflateConfig::default())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let parts = [
+        compressible(40_000),
+        compressible(3),
+        Vec::new(),
+        compressible(20_000),
+    ];
+    let sent = parts.clone();
+    tokio::spawn(server.serve(move |mut ws, _| {
+        let parts = sent.clone();
+        async move {
+            // Two messages, so the second is compressed in the context the first left.
+            for _ in 0..2 {
+                for (i, part) in parts.iter().enumerate() {
+                    let fin = i + 1 == parts.len();
+                    ws.send_fragment_with_compression(DataKind::Binary, part.clone(), fin, true)
+                        .await
+                        .unwrap();
+                }
+            }
+            let _ = ws.recv().await;
+        }
+    }));
+    let mut tcp = raw_deflate_upgrade(addr).await;
+    let whole: Vec<u8> = parts.concat();
+    let mut inflater = Decompressor::new(15);
+    for message in 0..2 {
+        let mut stream = Vec::new();
+        for i in 0..parts.len() {
+            let (first, payload) = read_frame(&mut tcp).await;
+            let fin = i + 1 == parts.len();
+            let opcode = if i == 0 { 0x2 } else { 0x0 };
+            let rsv1 = if i == 0 { 0x40 } else { 0x00 };
+            let expected = if fin { 0x80 } else { 0x00 } | rsv1 | opcode;
+            assert_eq!(
+                first, expected,
+                "message {message}, frame {i}: {first:#04x}"
+            );
+            stream.extend_from_slice(&payload);
+        }
+        assert!(
+            stream.len() < whole.len() / 10,
+            "compressed to {} bytes",
+            stream.len()
+        );
+        stream.extend_from_slice(&TAIL);
+        let mut out = BytesMut::new();
+        inflater.inflate(&stream, &mut out, 1 << 20).unwrap();
+        assert_eq!(out.as_ref(), whole.as_slice(), "message {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_fragmented_message_keeps_the_first_fragments_choice() {
+    let addr = deflate_echo_server(DeflateConfig::default(), Config::default()).await;
+    let (mut ws, _) = ClientBuilder::new()
+        .connect(&format!("ws://{addr}"))
+        .await
+        .unwrap();
+    // Compressed from the first fragment on, whatever the later ones ask; and uncompressed
+    // ones after it.
+    let text = String::from_utf8(compressible(9000)).unwrap();
+    let (a, b) = text.split_at(4000);
+    ws.send_fragment_with_compression(DataKind::Text, a.to_owned(), false, true)
+        .await
+        .unwrap();
+    ws.ping("between").await.unwrap();
+    ws.send_fragment(DataKind::Text, b.to_owned(), true)
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text(text.clone())));
+    ws.send_fragment_with_compression(DataKind::Text, a.to_owned(), false, false)
+        .await
+        .unwrap();
+    ws.send_fragment_with_compression(DataKind::Text, b.to_owned(), true, true)
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::text(text)));
+    ws.close(None).await.unwrap();
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{deflate_combinations as combinations, Peer};
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::Server;
-use enim_labore_occaecati::{ClientBuilder, Config, Message};
+use enim_labore_occaecati::{ClientBuilder, Config, DataKind, Message};
 use tokio::process::Command;
 
 fn root() -> PathBuf {
@@ -109,6 +109,23 @@ async fn converse(url: &str, deflate: &DeflateConfig, large: bool) {
             .unwrap()
             .unwrap();
         assert_eq!(echoed.as_ref(), Some(m), "{deflate:?}");
+    }
+    // A compressed message sent in fragments (RFC 7692 §6.1), twice: the second in the
+    // context the first left (with context takeover).
+    let text = String::from_utf8(compressible(30_000)).unwrap();
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(7_000).collect();
+    for _ in 0..2 {
+        for (i, chunk) in chunks.iter().enumerate() {
+            let fin = i + 1 == chunks.len();
+            ws.send_fragment_with_compression(DataKind::Text, chunk.to_vec(), fin, true)
+                .await
+                .unwrap();
+        }
+        let echoed = tokio::time::timeout(Duration::from_secs(60), ws.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Some(Message::text(text.clone())), "{deflate:?}");
     }
     for i in 0..300 {
         ws.feed(format!("small {i} ").repeat(i % 5 + 1))

@@ -87,6 +87,11 @@ pub fn format_message(message: &Message) -> String {
             ),
             None => "< close".to_owned(),
         },
+        Message::Fragment(f) => format!(
+            "< [fragment{}] {}",
+            if f.fin { ", last" } else { "" },
+            payload_text(&f.data)
+        ),
     }
 }
 

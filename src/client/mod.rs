@@ -11,20 +11,31 @@
 //! # Ok(()) }
 //! ```
 
+mod dial;
 mod proxy;
+mod redirect;
+mod url;
+
+pub use dial::IpFamily;
+pub use redirect::RedirectHop;
 
 pub use crate::transport::ClientStream;
 pub use proxy::{proxy_from_env, Proxy, ProxyKind};
 
-use std::net::{IpAddr, SocketAddr};
+pub(crate) use dial::Dial;
+use redirect::redirect_target;
+use url::{
+    add_basic_auth, display_url, effective_port, is_secure, parse_target, parse_url,
+    take_user_info, tcp_target, Target,
+};
+
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
+use http::{header, HeaderMap, Response, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 use crate::config::{Config, HandshakeLimits};
 use crate::deflate::{negotiation, DeflateConfig};
@@ -83,147 +94,12 @@ impl<T: ?Sized> std::fmt::Debug for Hook<T> {
     }
 }
 
-/// The address family the client may connect over ([`ClientBuilder::family`]), the `family`
-/// option of the seed library (4, 6, or 0 for either).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IpFamily {
-    /// Either family: every resolved address, in the resolver's order (the default).
-    #[default]
-    Any,
-    /// IPv4 addresses only.
-    V4,
-    /// IPv6 addresses only.
-    V6,
-}
-
-impl IpFamily {
-    /// Whether `ip` belongs to this family.
-    pub fn admits(self, ip: IpAddr) -> bool {
-        match self {
-            IpFamily::Any => true,
-            IpFamily::V4 => ip.is_ipv4(),
-            IpFamily::V6 => ip.is_ipv6(),
-        }
-    }
-}
-
-/// How TCP connections are dialled (to the server, or to the proxy): the local address to
-/// bind and the address family allowed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Dial {
-    local_addr: Option<IpAddr>,
-    family: IpFamily,
-}
-
-impl Dial {
-    /// Resolves `host` and connects to the first of its addresses that fits (tried in the
-    /// resolver's order), bound to the local address if one is set.
-    pub(crate) async fn connect(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
-        if *self == Dial::default() {
-            return TcpStream::connect((host, port)).await;
-        }
-        let mut last_error = None;
-        for addr in tokio::net::lookup_host((host, port)).await? {
-            if !self.admits(addr.ip()) {
-                continue;
-            }
-            match self.connect_to(addr).await {
-                Ok(stream) => return Ok(stream),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            let what = match (self.family, self.local_addr) {
-                (IpFamily::V4, _) => "IPv4 address".to_owned(),
-                (IpFamily::V6, _) => "IPv6 address".to_owned(),
-                (IpFamily::Any, Some(local)) => format!("address of the family of {local}"),
-                (IpFamily::Any, None) => "address".to_owned(),
-            };
-            std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                format!("{host} has no {what}"),
-            )
-        }))
-    }
-
-    /// Whether a resolved address may be tried: of the allowed family, and of the local
-    /// address's family when one is set.
-    fn admits(&self, ip: IpAddr) -> bool {
-        self.family.admits(ip)
-            && self
-                .local_addr
-                .map_or(true, |l| l.is_ipv4() == ip.is_ipv4())
-    }
-
-    async fn connect_to(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(local) = self.local_addr {
-            socket.bind(SocketAddr::new(local, 0))?;
-        }
-        socket.connect(addr).await
-    }
-}
-
-/// One redirect the client is about to follow, as [`ClientBuilder::on_redirect`] sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct RedirectHop<'a> {
-    number: usize,
-    response: &'a Response<Bytes>,
-    from: &'a Uri,
-    to: &'a Uri,
-}
-
-impl<'a> RedirectHop<'a> {
-    /// Which redirect this is: 1 for the first.
-    pub fn number(&self) -> usize {
-        self.number
-    }
-
-    /// The redirect's status (301, 302, 303, 307 or 308).
-    pub fn status(&self) -> StatusCode {
-        self.response.status()
-    }
-
-    /// The whole redirect response: headers (`Location`, `Set-Cookie`, …) and up to
-    /// [`HandshakeLimits::max_error_body`] bytes of body.
-    pub fn response(&self) -> &'a Response<Bytes> {
-        self.response
-    }
-
-    /// The URL that answered with the redirect (without user info).
-    pub fn from(&self) -> &'a Uri {
-        self.from
-    }
-
-    /// The URL the client goes to next: the `Location`, resolved against [`from`](Self::from),
-    /// with `http`/`https` taken as `ws`/`wss`, and without user info.
-    pub fn to(&self) -> &'a Uri {
-        self.to
-    }
-}
-
 /// Where the client's proxy comes from.
 #[derive(Debug, Clone)]
 enum ProxySetting {
     Direct,
     Explicit(Proxy),
     FromEnv,
-}
-
-/// Where a URL says to connect.
-#[derive(Debug, Clone, PartialEq)]
-enum Target {
-    Tcp {
-        host: String,
-        port: u16,
-        secure: bool,
-    },
-    #[cfg_attr(not(unix), allow(dead_code))]
-    Unix(std::path::PathBuf),
 }
 
 impl Default for ClientBuilder {
@@ -641,159 +517,6 @@ async fn read_body<S: AsyncRead + Unpin>(
     }
     body.truncate(want);
     body.freeze()
-}
-
-fn is_secure(uri: &Uri) -> bool {
-    matches!(uri.scheme_str(), Some("wss") | Some("https"))
-}
-
-/// The URL's port, or its scheme's default.
-fn effective_port(uri: &Uri) -> u16 {
-    uri.port_u16()
-        .unwrap_or(if is_secure(uri) { 443 } else { 80 })
-}
-
-fn tcp_target(uri: &Uri) -> Target {
-    Target::Tcp {
-        host: uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port: effective_port(uri),
-        secure: is_secure(uri),
-    }
-}
-
-/// The URL a connection was made to, for [`WebSocket::url`]: the request URL, or the
-/// `ws+unix:` spelling for a Unix socket.
-fn display_url(target: &Target, uri: &Uri) -> String {
-    match target {
-        Target::Unix(path) => {
-            let request = uri.path_and_query().map_or("/", |pq| pq.as_str());
-            format!("ws+unix:{}:{request}", path.display())
-        }
-        Target::Tcp { .. } => uri.to_string(),
-    }
-}
-
-/// A user name and password from a URL's user info, percent-decoded.
-type Credentials = (Vec<u8>, Vec<u8>);
-
-/// Splits the user info (`user:password@`) off a URL: the URL without it, and the
-/// percent-decoded user name and password (empty when missing, as in `ws://user@host/`).
-fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
-    let Some((user_info, host)) = uri
-        .authority()
-        .and_then(|authority| authority.as_str().rsplit_once('@'))
-    else {
-        return Ok((uri, None));
-    };
-    let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
-    let credentials = (
-        proxy::percent_decode_bytes(user),
-        proxy::percent_decode_bytes(password),
-    );
-    let invalid = || Error::invalid_input("invalid host after the user info of a URL");
-    let mut parts = uri.clone().into_parts();
-    parts.authority = Some(host.parse().map_err(|_| invalid())?);
-    let uri = Uri::from_parts(parts).map_err(|_| invalid())?;
-    Ok((uri, Some(credentials)))
-}
-
-/// Sends URL credentials as `Authorization: Basic …`, unless an `Authorization` header is
-/// already there (the caller's, or an earlier hop's): the first one wins, as in curl.
-fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Credentials>) {
-    let Some((user, password)) = credentials else {
-        return;
-    };
-    if headers.contains_key(header::AUTHORIZATION) {
-        return;
-    }
-    let mut pair = user;
-    pair.push(b':');
-    pair.extend_from_slice(&password);
-    let token = base64::engine::general_purpose::STANDARD.encode(pair);
-    if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
-        value.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, value);
-    }
-}
-
-/// Where to connect and the URL to request: `ws+unix:/path/to/socket:/request/path` (the
-/// seed's spelling; the request path defaults to `/`) names a Unix socket, anything else goes
-/// through [`parse_url`].
-fn parse_target(url: &str) -> Result<(Target, Uri)> {
-    if let Some(rest) = url.strip_prefix("ws+unix:") {
-        let (socket, path) = match rest.split_once(':') {
-            Some((socket, path)) => (socket, path),
-            None => (rest, "/"),
-        };
-        if socket.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "no socket path in {url:?} (ws+unix:/path/to/socket:/request/path)"
-            )));
-        }
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        let uri = format!("ws://localhost{path}")
-            .parse()
-            .map_err(|_| Error::invalid_input(format!("invalid request path in {url:?}")))?;
-        return Ok((Target::Unix(socket.into()), uri));
-    }
-    let uri = parse_url(url)?;
-    Ok((tcp_target(&uri), uri))
-}
-
-/// Parses a `ws://`/`wss://` URL (`http://` and `https://` are taken as their WebSocket
-/// equivalents, as in the seed).
-fn parse_url(url: &str) -> Result<Uri> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| Error::invalid_input(format!("invalid URL: {url:?}")))?;
-    match uri.scheme_str() {
-        Some("ws") | Some("wss") | Some("http") | Some("https") => {}
-        _ => {
-            return Err(Error::invalid_input(format!(
-                "URL scheme must be ws or wss: {url:?}"
-            )))
-        }
-    }
-    if uri.host().map_or(true, str::is_empty) {
-        return Err(Error::invalid_input(format!("URL has no host: {url:?}")));
-    }
-    Ok(uri)
-}
-
-/// The URL to follow for a redirect response, resolved against `base`.
-fn redirect_target(error: &Error, base: &Uri) -> Option<Uri> {
-    let response = error.http_response()?;
-    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
-        return None;
-    }
-    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
-    let target: Uri = location.parse().ok()?;
-    let uri = if target.scheme().is_some() {
-        target
-    } else {
-        let mut parts = base.clone().into_parts();
-        parts.path_and_query = target.path_and_query().cloned();
-        Uri::from_parts(parts).ok()?
-    };
-    let scheme = match uri.scheme_str() {
-        Some("http") => "ws",
-        Some("https") => "wss",
-        Some("ws") => "ws",
-        Some("wss") => "wss",
-        _ => return None,
-    };
-    let mut parts = uri.into_parts();
-    parts.scheme = scheme.parse().ok();
-    Uri::from_parts(parts).ok()
 }
 
 #[cfg(test)]

@@ -137,12 +137,28 @@ impl Compressor {
         }
     }
 
-    /// Compresses one message (or fragment) and appends it to `out` without the sync-flush
-    /// tail.
+    /// Compresses one whole message and appends it to `out` without the sync-flush tail.
     ///
     /// # Errors
     /// An internal zlib error.
+    #[cfg(any(test, feature = "internals"))]
     pub fn compress(&mut self, input: &[u8], out: &mut BytesMut) -> Result<(), CompressError> {
+        self.compress_fragment(input, out, true)
+    }
+
+    /// Compresses one fragment of a message and appends it to `out`. Only the last one loses
+    /// its sync-flush tail (RFC 7692 §7.2.1): in the middle of a message the tail is the
+    /// empty stored block that ends the fragment's data on a byte boundary, and the next
+    /// fragment's blocks follow it.
+    ///
+    /// # Errors
+    /// An internal zlib error.
+    pub fn compress_fragment(
+        &mut self,
+        input: &[u8],
+        out: &mut BytesMut,
+        last: bool,
+    ) -> Result<(), CompressError> {
         self.used = true;
         let start = out.len();
         let mut consumed = 0usize;
@@ -167,6 +183,10 @@ impl Compressor {
             if status == Status::BufError && read == 0 && written == 0 {
                 return Err(CompressError);
             }
+        }
+        if !last {
+            self.remember(input);
+            return Ok(());
         }
         if out.len() - start >= 4 && out[out.len() - 4..] == TAIL {
             out.truncate(out.len() - 4);
@@ -290,6 +310,27 @@ mod tests {
         let mut out = BytesMut::new();
         d.inflate(&wire, &mut out, usize::MAX - 1).unwrap();
         out.to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn fragments_make_one_stream(parts in proptest::collection::vec(
+            proptest::collection::vec(0u8..4, 0..3000), 1..6)) {
+            let config = DeflateConfig::default();
+            let mut c = Compressor::new(15, &config);
+            let mut d = Decompressor::new(15);
+            // Twice, so the second message uses the context the first left.
+            for _ in 0..2 {
+                let mut wire = BytesMut::new();
+                for (i, part) in parts.iter().enumerate() {
+                    c.compress_fragment(part, &mut wire, i + 1 == parts.len()).unwrap();
+                }
+                wire.extend_from_slice(&TAIL);
+                let mut out = BytesMut::new();
+                d.inflate(&wire, &mut out, usize::MAX - 1).unwrap();
+                prop_assert_eq!(out.to_vec(), parts.concat());
+            }
+        }
     }
 
     fn sample(len: usize) -> Vec<u8> {

@@ -48,7 +48,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // connection is closed for reading; the close sequence reports it.
                 if let Ok(Some(message)) = self.conn.next_message() {
                     match message {
-                        Message::Text(_) | Message::Binary(_) => {
+                        Message::Text(_) | Message::Binary(_) | Message::Fragment(_) => {
                             return Poll::Ready(Some(Ok(message)))
                         }
                         Message::Close(ref frame) => {

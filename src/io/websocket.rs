@@ -295,6 +295,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
+    /// [`send_fragment`](WebSocket::send_fragment), compressing the message with
+    /// permessage-deflate (when negotiated) if `compress` is set on its first fragment: each
+    /// fragment goes out as its part of one compressed stream, so a large message can be
+    /// compressed and sent piece by piece. Later fragments follow the first one's choice.
+    ///
+    /// # Errors
+    /// As [`send_fragment`](WebSocket::send_fragment).
+    pub async fn send_fragment_with_compression(
+        &mut self,
+        kind: DataKind,
+        payload: impl Into<bytes::Bytes>,
+        fin: bool,
+        compress: bool,
+    ) -> Result<()> {
+        let payload = payload.into();
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn
+            .send_data_with_compression(kind, &payload, fin, compress)?;
+        self.flush().await
+    }
+
     /// Sends a ping.
     ///
     /// # Errors

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::proto::close::CloseFrame;
+use crate::proto::connection::DataKind;
 
 /// Immutable, cheaply clonable UTF-8 text backed by [`Bytes`]: cloning a received text message
 /// to broadcast it copies no payload. Checked once, when made; reading it is free.
@@ -137,6 +138,23 @@ pub enum Message {
     Pong(Bytes),
     /// A close frame, with its code and reason if it had one.
     Close(Option<CloseFrame>),
+    /// One frame of a data message, as it arrived: what `recv` yields with
+    /// [`Config::deliver_fragments`](crate::Config::deliver_fragments). Sent, it is one frame
+    /// of a fragmented message, as with [`WebSocket::send_fragment`](crate::WebSocket::send_fragment).
+    Fragment(Fragment),
+}
+
+/// One frame of a data message ([`Message::Fragment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    /// Text or binary: the kind of the message the fragment belongs to.
+    pub kind: DataKind,
+    /// The fragment's payload (inflated, if the message was compressed). For text, checked as
+    /// UTF-8 with the fragments before it unless validation is off, but it may end inside a
+    /// code point that the next fragment completes.
+    pub data: Bytes,
+    /// The last fragment of its message.
+    pub fin: bool,
 }
 
 impl Message {
@@ -150,9 +168,12 @@ impl Message {
         Message::Binary(data.into())
     }
 
-    /// Whether this is a text or binary message.
+    /// Whether this is a text or binary message (or a fragment of one).
     pub fn is_data(&self) -> bool {
-        matches!(self, Message::Text(_) | Message::Binary(_))
+        matches!(
+            self,
+            Message::Text(_) | Message::Binary(_) | Message::Fragment(_)
+        )
     }
 
     /// The payload bytes (for a close message, the reason).
@@ -160,6 +181,7 @@ impl Message {
         match self {
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
+            Message::Fragment(f) => &f.data,
             Message::Close(Some(frame)) => frame.reason.as_bytes(),
             Message::Close(None) => &[],
         }

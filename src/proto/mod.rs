@@ -17,4 +17,4 @@ pub(crate) mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use connection::{Connection, DataKind, MaskGenerator, Role, State};
 pub use error::{Failure, ProtocolError, SendError};
-pub use message::{Message, NotUtf8, Utf8Bytes};
+pub use message::{Fragment, Message, NotUtf8, Utf8Bytes};

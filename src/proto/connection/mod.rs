@@ -97,6 +97,8 @@ pub struct Connection {
     queued_len: usize,
     pending_pong: Option<Bytes>,
     sending_fragmented: Option<DataKind>,
+    /// The fragmented message in progress is compressed (its first frame had RSV1).
+    sending_compressed: bool,
     close_sent: bool,
     close_received: bool,
     /// The transport ended (the peer closed it, or it failed).
@@ -154,6 +156,7 @@ impl Connection {
             queued_len: 0,
             pending_pong: None,
             sending_fragmented: None,
+            sending_compressed: false,
             close_sent: false,
             close_received: false,
             eof_received: false,

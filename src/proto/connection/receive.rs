@@ -10,7 +10,7 @@ use crate::proto::close::CloseFrame;
 use crate::proto::error::{Failure, ProtocolError};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::mask::apply_mask;
-use crate::proto::message::{Message, Utf8Bytes};
+use crate::proto::message::{Fragment, Message, Utf8Bytes};
 use crate::proto::utf8::Utf8Validator;
 
 pub(super) struct IncomingFrame {
@@ -23,7 +23,8 @@ pub(super) struct IncomingFrame {
 pub(super) struct IncomingMessage {
     kind: DataKind,
     fragments: usize,
-    /// Wire bytes so far (compressed bytes for a compressed message).
+    /// Wire bytes so far (compressed bytes for a compressed message); not a limit when
+    /// fragments are handed out as they arrive (nothing is held).
     size: usize,
     /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
     compressed: bool,
@@ -163,6 +164,7 @@ impl Connection {
     fn is_whole_message(&self, header: &FrameHeader, header_len: usize) -> bool {
         let len = header.payload_len;
         self.message.is_none()
+            && !self.config.deliver_fragments
             && header.fin
             && !(header.rsv1 || header.rsv2 || header.rsv3)
             && matches!(header.opcode, OpCode::Text | OpCode::Binary)
@@ -228,7 +230,7 @@ impl Connection {
                     return Err(ProtocolError::TooManyFragments);
                 }
                 message.size = message.size.saturating_add(len);
-                if message.size > self.config.max_message_size {
+                if message.size > self.config.max_message_size && !self.config.deliver_fragments {
                     return Err(ProtocolError::MessageTooBig);
                 }
             }
@@ -236,7 +238,7 @@ impl Connection {
                 if self.message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                if len > self.config.max_message_size {
+                if len > self.config.max_message_size && !self.config.deliver_fragments {
                     return Err(ProtocolError::MessageTooBig);
                 }
                 let kind = if header.opcode == OpCode::Text {
@@ -297,6 +299,21 @@ impl Connection {
                 if matches!(&self.message, Some(m) if m.compressed) {
                     return self.complete_compressed_frame(header.fin, &payload);
                 }
+                if self.config.deliver_fragments {
+                    // Checked as UTF-8 as it arrived (in `parse`), when validation is on.
+                    let Some(message) = self.message.as_ref() else {
+                        return Err(ProtocolError::UnexpectedContinuation);
+                    };
+                    let kind = message.kind;
+                    if header.fin {
+                        self.message = None;
+                    }
+                    return Ok(Some(Message::Fragment(Fragment {
+                        kind,
+                        data: payload,
+                        fin: header.fin,
+                    })));
+                }
                 if !header.fin {
                     if let Some(message) = self.message.as_mut() {
                         message.buf.extend_from_slice(&payload);
@@ -334,7 +351,17 @@ impl Connection {
         let (Some(deflate), Some(message)) = (self.deflate.as_mut(), self.message.as_mut()) else {
             return Err(ProtocolError::ReservedBitsSet);
         };
-        let limit = self.config.max_message_size;
+        // Handing fragments out, each is inflated on its own, up to the frame limit; else the
+        // message is, up to the message limit.
+        let fragments = self.config.deliver_fragments;
+        if fragments {
+            message.buf.clear();
+        }
+        let limit = if fragments {
+            self.config.max_frame_size
+        } else {
+            self.config.max_message_size
+        };
         let window = deflate.params.remote_max_window_bits;
         let decompressor = deflate
             .decompressor
@@ -348,6 +375,7 @@ impl Connection {
             result = decompressor.inflate(&TAIL, &mut message.buf, limit);
         }
         result.map_err(|e| match e {
+            InflateError::TooBig if fragments => ProtocolError::FrameTooBig,
             InflateError::TooBig => ProtocolError::MessageTooBig,
             InflateError::Corrupt => ProtocolError::InvalidCompressedData,
         })?;
@@ -356,16 +384,23 @@ impl Connection {
                 .feed(&message.buf[start..], fin)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        if fragments {
+            let fragment = Fragment {
+                kind: message.kind,
+                data: message.buf.split().freeze(),
+                fin,
+            };
+            if !fin {
+                return Ok(Some(Message::Fragment(fragment)));
+            }
+            self.message = None;
+            self.reset_decompressor();
+            return Ok(Some(Message::Fragment(fragment)));
+        }
         if !fin {
             return Ok(None);
         }
-        if deflate.params.remote_no_context_takeover {
-            if deflate.config.release_idle_state {
-                deflate.decompressor = None;
-            } else if let Some(d) = deflate.decompressor.as_mut() {
-                d.reset();
-            }
-        }
+        self.reset_decompressor();
         let Some(message) = self.message.take() else {
             return Ok(None);
         };
@@ -376,6 +411,20 @@ impl Connection {
                 Message::Text(Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
         }))
+    }
+
+    /// A new context for the next message, when the peer compresses without context takeover.
+    fn reset_decompressor(&mut self) {
+        let Some(deflate) = self.deflate.as_mut() else {
+            return;
+        };
+        if deflate.params.remote_no_context_takeover {
+            if deflate.config.release_idle_state {
+                deflate.decompressor = None;
+            } else if let Some(d) = deflate.decompressor.as_mut() {
+                d.reset();
+            }
+        }
     }
 
     fn fail(&mut self, error: ProtocolError) {

@@ -44,6 +44,10 @@ impl Connection {
             Message::Ping(data) => return self.send_control(OpCode::Ping, data),
             Message::Pong(data) => return self.send_control(OpCode::Pong, data),
             Message::Close(frame) => return self.send_close(frame.as_ref()),
+            Message::Fragment(f) => {
+                let compress = compress.unwrap_or(false);
+                return self.send_data_with_compression(f.kind, &f.data, f.fin, compress);
+            }
         };
         if let Some(deflate) = self.deflate.as_ref() {
             let wanted = compress.unwrap_or(payload.len() >= deflate.config.threshold);
@@ -55,7 +59,8 @@ impl Connection {
     }
 
     /// Queues one frame of a data message: the first call names the kind; `fin` ends the
-    /// message. Control messages may be sent between fragments.
+    /// message. Control messages may be sent between fragments. The frames of a message whose
+    /// first frame was compressed are compressed too.
     ///
     /// # Errors
     /// When the connection is closing or a message of the other kind is in progress.
@@ -65,19 +70,47 @@ impl Connection {
         payload: &Bytes,
         fin: bool,
     ) -> Result<(), SendError> {
+        self.send_data_with_compression(kind, payload, fin, false)
+    }
+
+    /// [`send_data`](Connection::send_data), choosing compression with the first fragment:
+    /// with `compress` (and permessage-deflate negotiated) the message's first frame carries
+    /// RSV1 and every fragment is its part of one compressed stream (RFC 7692 §6.1); later
+    /// fragments follow the first one's choice whatever `compress` says.
+    ///
+    /// # Errors
+    /// As [`send_data`](Connection::send_data), and [`SendError::CompressionFailed`].
+    pub fn send_data_with_compression(
+        &mut self,
+        kind: DataKind,
+        payload: &Bytes,
+        fin: bool,
+        compress: bool,
+    ) -> Result<(), SendError> {
         if self.close_sent {
             return Err(SendError::Closed);
         }
-        let opcode = match self.sending_fragmented {
-            None => match kind {
-                DataKind::Text => OpCode::Text,
-                DataKind::Binary => OpCode::Binary,
-            },
-            Some(current) if current == kind => OpCode::Continuation,
+        let (opcode, compressed) = match self.sending_fragmented {
+            None => {
+                let opcode = match kind {
+                    DataKind::Text => OpCode::Text,
+                    DataKind::Binary => OpCode::Binary,
+                };
+                (opcode, compress && self.deflate.is_some())
+            }
+            Some(current) if current == kind => (OpCode::Continuation, self.sending_compressed),
             Some(_) => return Err(SendError::FragmentKindMismatch),
         };
+        if compressed {
+            let compressed_payload = self.compress(payload, fin)?;
+            // RSV1 on the first frame only (RFC 7692 §6.1).
+            let first = opcode != OpCode::Continuation;
+            self.write_frame_rsv1(opcode, fin, first, &compressed_payload);
+        } else {
+            self.write_frame(opcode, fin, payload);
+        }
         self.sending_fragmented = if fin { None } else { Some(kind) };
-        self.write_frame(opcode, fin, payload);
+        self.sending_compressed = compressed && !fin;
         Ok(())
     }
 
@@ -85,8 +118,23 @@ impl Connection {
         if self.close_sent {
             return Err(SendError::Closed);
         }
-        let Some(deflate) = self.deflate.as_mut() else {
+        if self.deflate.is_none() {
             return self.send_data(kind, payload, true);
+        }
+        let compressed = self.compress(payload, true)?;
+        let opcode = match kind {
+            DataKind::Text => OpCode::Text,
+            DataKind::Binary => OpCode::Binary,
+        };
+        self.write_frame_rsv1(opcode, true, true, &compressed);
+        Ok(())
+    }
+
+    /// Compresses a message or one of its fragments (`last`: the message ends with it), and
+    /// starts a new context after a message when context takeover is off.
+    fn compress(&mut self, payload: &Bytes, last: bool) -> Result<Bytes, SendError> {
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err(SendError::CompressionFailed);
         };
         let window = deflate.params.local_max_window_bits;
         let config = &deflate.config;
@@ -101,21 +149,16 @@ impl Connection {
         });
         let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
         compressor
-            .compress(payload, &mut out)
+            .compress_fragment(payload, &mut out, last)
             .map_err(|_| SendError::CompressionFailed)?;
-        if deflate.params.local_no_context_takeover {
+        if last && deflate.params.local_no_context_takeover {
             if deflate.config.release_idle_state {
                 deflate.compressor = None;
             } else if let Some(c) = deflate.compressor.as_mut() {
                 c.reset();
             }
         }
-        let opcode = match kind {
-            DataKind::Text => OpCode::Text,
-            DataKind::Binary => OpCode::Binary,
-        };
-        self.write_frame_rsv1(opcode, true, true, &out.freeze());
-        Ok(())
+        Ok(out.freeze())
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: &Bytes) -> Result<(), SendError> {
