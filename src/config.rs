@@ -26,11 +26,12 @@ pub struct Config {
     pub max_fragments: usize,
     /// Check text messages as they arrive (RFC 6455 §8.1), failing at the first invalid
     /// fragment, even mid-frame, with close code 1007. When off (the seed's
-    /// `skipUTF8Validation`; only for peers you trust): with
-    /// [`deliver_fragments`](Config::deliver_fragments), text is handed out unchecked, as
-    /// bytes; otherwise a whole text message is still checked once, when complete, because a
-    /// [`Utf8Bytes`](crate::Utf8Bytes) always holds valid UTF-8. Close reasons are always
-    /// checked. Default: on.
+    /// `skipUTF8Validation`; only for peers you trust, or that you check yourself): text is
+    /// never checked, and so never made a [`Utf8Bytes`](crate::Utf8Bytes) (which is always
+    /// UTF-8): a text message arrives as the bytes of a
+    /// [`Message::Fragment`](crate::Message::Fragment) with `kind: Text` and `fin: true`
+    /// (whole; or each fragment, with [`deliver_fragments`](Config::deliver_fragments)). Close
+    /// reasons are always checked. Default: on.
     pub validate_utf8: bool,
     /// Hand out each data frame as it arrives, as a [`Message::Fragment`](crate::Message)
     /// (inflated, for a compressed message), instead of whole messages (the seed's

@@ -170,18 +170,22 @@ async fn invalid_text_server() -> String {
 }
 
 #[tokio::test]
-async fn with_validation_off_text_fragments_are_handed_out_unchecked() {
+async fn with_validation_off_text_is_handed_out_unchecked() {
     let url = invalid_text_server().await;
 
-    let mut config = fragments_config();
-    config.validate_utf8 = false;
-    let (mut ws, _) = ClientBuilder::new()
-        .config(config)
-        .connect(&url)
-        .await
-        .unwrap();
-    let bytes = Bytes::from_static(&[b'o', b'k', 0x80, 0xff]);
-    assert_eq!(next(&mut ws).await, fragment(DataKind::Text, bytes, true));
+    // Unchecked: the bytes, typed as bytes (never a `Utf8Bytes`), whole or as fragments.
+    for deliver_fragments in [true, false] {
+        let mut config = Config::default();
+        config.deliver_fragments = deliver_fragments;
+        config.validate_utf8 = false;
+        let (mut ws, _) = ClientBuilder::new()
+            .config(config)
+            .connect(&url)
+            .await
+            .unwrap();
+        let bytes = Bytes::from_static(&[b'o', b'k', 0x80, 0xff]);
+        assert_eq!(next(&mut ws).await, fragment(DataKind::Text, bytes, true));
+    }
 
     // Checked (the default), the same frame is refused with 1007.
     for deliver_fragments in [true, false] {

@@ -80,6 +80,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ByteStream<S> {
             match ready!(this.ws.poll_recv(cx)) {
                 Some(Ok(Message::Binary(data))) => this.pending = data,
                 Some(Ok(Message::Text(text))) => this.pending = text.into_bytes(),
+                // Fragments as they arrive, or unchecked text: bytes all the same.
+                Some(Ok(Message::Fragment(fragment))) => this.pending = fragment.data,
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     this.read_done = true;

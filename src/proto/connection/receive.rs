@@ -189,9 +189,7 @@ impl Connection {
         if header.opcode == OpCode::Binary {
             return Ok(Message::Binary(payload.freeze()));
         }
-        // One check, as the text is made (with validation off too, as on the general path).
-        let text = Utf8Bytes::try_from(payload.freeze()).map_err(|_| ProtocolError::InvalidUtf8)?;
-        Ok(Message::Text(text))
+        self.text_message(payload.freeze())
     }
 
     /// Checks a header against the protocol and the limits, and starts or continues the
@@ -329,14 +327,10 @@ impl Connection {
                     message.buf.extend_from_slice(&payload);
                     message.buf.freeze()
                 };
-                Ok(Some(match message.kind {
-                    DataKind::Binary => Message::Binary(data),
-                    // Checked as it arrived (to fail fast) and once more as the text is made:
-                    // `Utf8Bytes` holds the proof, so reading it later costs nothing.
-                    DataKind::Text => Message::Text(
-                        Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                    ),
-                }))
+                match message.kind {
+                    DataKind::Binary => Ok(Some(Message::Binary(data))),
+                    DataKind::Text => self.text_message(data).map(Some),
+                }
             }
         }
     }
@@ -405,12 +399,26 @@ impl Connection {
             return Ok(None);
         };
         let data = message.buf.freeze();
-        Ok(Some(match message.kind {
-            DataKind::Binary => Message::Binary(data),
-            DataKind::Text => {
-                Message::Text(Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?)
-            }
-        }))
+        match message.kind {
+            DataKind::Binary => Ok(Some(Message::Binary(data))),
+            DataKind::Text => self.text_message(data).map(Some),
+        }
+    }
+
+    /// A whole text message. Checked as `Utf8Bytes` are made (once more, after the check as it
+    /// arrived, which fails fast): `Utf8Bytes` holds the proof, so reading it costs nothing.
+    /// With validation off, not checked at all: handed out as the bytes of a fragment that
+    /// ends its message, typed as what it is, unchecked.
+    fn text_message(&self, data: Bytes) -> Result<Message, ProtocolError> {
+        if !self.config.validate_utf8 {
+            return Ok(Message::Fragment(Fragment {
+                kind: DataKind::Text,
+                data,
+                fin: true,
+            }));
+        }
+        let text = Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?;
+        Ok(Message::Text(text))
     }
 
     /// A new context for the next message, when the peer compresses without context takeover.

@@ -340,15 +340,28 @@ fn invalid_utf8_fails_fast_per_fragment() {
 }
 
 #[test]
-fn utf8_validation_can_be_skipped_for_fragments_but_not_whole_text() {
+fn with_validation_off_text_is_handed_out_unchecked_as_bytes() {
     let config = Config {
         validate_utf8: false,
         ..Config::default()
     };
+    let unchecked = |data: &'static [u8]| {
+        Ok(Some(Message::Fragment(crate::proto::Fragment {
+            kind: DataKind::Text,
+            data: Bytes::from_static(data),
+            fin: true,
+        })))
+    };
     let mut conn = Connection::new(Role::Server, config);
+    // Whole, and in fragments: never checked, never a `Utf8Bytes`.
     conn.receive_data(&masked(0x81, &[0xff]));
-    // Text is still typed as text: invalid bytes can't become a `Utf8Bytes`.
-    assert_eq!(conn.next_message(), Err(ProtocolError::InvalidUtf8));
+    assert_eq!(conn.next_message(), unchecked(&[0xff]));
+    conn.receive_data(&masked(0x01, &[b'a', 0xc0]));
+    conn.receive_data(&masked(0x80, &[0xfe]));
+    assert_eq!(conn.next_message(), unchecked(&[b'a', 0xc0, 0xfe]));
+    // Valid text is no different.
+    conn.receive_data(&masked(0x81, b"ok"));
+    assert_eq!(conn.next_message(), unchecked(b"ok"));
 }
 
 #[test]
