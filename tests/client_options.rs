@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use common::certs::Ca;
 use enim_labore_occaecati::client::IpFamily;
-use enim_labore_occaecati::handshake::accept_key;
 use enim_labore_occaecati::server::{ClientInfo, Server, Verdict};
 use enim_labore_occaecati::tls::{ClientTls, ServerTls};
 use enim_labore_occaecati::{ClientBuilder, ErrorKind, WebSocket};
@@ -131,22 +130,7 @@ async fn mask_generator_supplies_every_masking_key() {
     // The server side by hand: the 101, then the frames exactly as the client wrote them.
     let peer = tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let head = common::read_head(&mut tcp).await;
-        let key = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.trim()
-                    .eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| value.trim().to_owned())
-            })
-            .expect("a Sec-WebSocket-Key");
-        let response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_key(key.as_bytes())
-        );
-        tcp.write_all(response.as_bytes()).await.unwrap();
+        common::raw_accept(&mut tcp).await;
         let mut frames = Vec::new();
         for _ in 0..3 {
             frames.push(read_masked_frame(&mut tcp).await);

@@ -144,19 +144,7 @@ async fn invalid_text_server() -> String {
                 return;
             };
             tokio::spawn(async move {
-                let head = common::read_head(&mut tcp).await;
-                let key = head
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-key"))
-                    .map(|(_, value)| value.trim().to_owned())
-                    .unwrap_or_default();
-                let accept = enim_labore_occaecati::handshake::accept_key(key.as_bytes());
-                let response = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-                     Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-                );
-                tcp.write_all(response.as_bytes()).await.unwrap();
+                common::raw_accept(&mut tcp).await;
                 // "ok", then a lone continuation byte and an invalid byte.
                 tcp.write_all(&[0x81, 0x04, b'o', b'k', 0x80, 0xff])
                     .await

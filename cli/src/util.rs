@@ -107,7 +107,6 @@ pub fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A one-line description of a failed connection attempt to `url`.
 /// An error and its sources, as one line: `Error`'s `Display` leaves the source to `source()`.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
@@ -123,6 +122,7 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// A one-line description of a failed connection attempt to `url`.
 pub fn describe_connect_error(url: &str, error: &Error) -> CliError {
     if let Some(response) = error.http_response() {
         let status = response.status();

@@ -12,7 +12,6 @@
 #                               starts and when it ends (with the log's tail if it failed)
 #   steps_wait                  wait for every background step
 #   steps_summary               the table; status 1 if any step failed
-#   steps_failed                true once some step has failed
 #
 # CMD may be a shell function of the caller: every function is exported to the step's bash,
 # which runs it with `set -euo pipefail`; the variables it reads must be exported.
@@ -167,12 +166,6 @@ steps_wait() {
         _steps_fill
         _steps_reap_one
     done
-}
-
-steps_failed() {
-    local r
-    for r in "${STEP_RESULTS[@]}"; do [[ $r == ok ]] || return 0; done
-    return 1
 }
 
 # Ends every running step's session (interrupt, or the caller exiting early).

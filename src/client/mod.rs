@@ -306,8 +306,9 @@ impl ClientBuilder {
                     return Ok((ws, response));
                 }
                 Err(error) => {
-                    let (Some(response), Some(location)) =
-                        (error.http_response(), redirect_target(&error, &uri))
+                    let Some((response, location)) = error
+                        .http_response()
+                        .and_then(|response| Some((response, redirect_target(response, &uri)?)))
                     else {
                         return Err(error);
                     };

@@ -4,10 +4,10 @@
 //! The tunnel is opened first; TLS for `wss://` then runs inside it, end to end with the
 //! WebSocket server, so the proxy sees only the target's name and port.
 
-use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::url::{basic_token, percent_decode_bytes};
 use super::Dial;
 use crate::config::HandshakeLimits;
 use crate::error::{Error, ProxyFailure, Result};
@@ -167,26 +167,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
 }
 
-/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is).
-pub(super) fn percent_decode_bytes(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
 /// Asks an HTTP proxy for a tunnel and checks its answer (any 2xx opens it).
 pub(crate) async fn http_connect<S>(
     stream: &mut S,
@@ -205,7 +185,7 @@ where
     };
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some((user, pass)) = credentials {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let token = basic_token(user.as_bytes(), pass.as_bytes());
         request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
     }
     request.push_str("\r\n");

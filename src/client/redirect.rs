@@ -3,8 +3,6 @@
 use bytes::Bytes;
 use http::{header, Response, StatusCode, Uri};
 
-use crate::error::Error;
-
 /// One redirect the client is about to follow, as [`ClientBuilder::on_redirect`](super::ClientBuilder::on_redirect) sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct RedirectHop<'a> {
@@ -44,8 +42,7 @@ impl<'a> RedirectHop<'a> {
 }
 
 /// The URL to follow for a redirect response, resolved against `base`.
-pub(super) fn redirect_target(error: &Error, base: &Uri) -> Option<Uri> {
-    let response = error.http_response()?;
+pub(super) fn redirect_target(response: &Response<Bytes>, base: &Uri) -> Option<Uri> {
     if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }

@@ -4,7 +4,6 @@
 use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, Uri};
 
-use super::proxy;
 use crate::error::{Error, Result};
 
 /// Where a URL says to connect.
@@ -67,10 +66,7 @@ pub(super) fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
         return Ok((uri, None));
     };
     let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
-    let credentials = (
-        proxy::percent_decode_bytes(user),
-        proxy::percent_decode_bytes(password),
-    );
+    let credentials = (percent_decode_bytes(user), percent_decode_bytes(password));
     let invalid = || Error::invalid_input("invalid host after the user info of a URL");
     let mut parts = uri.clone().into_parts();
     parts.authority = Some(host.parse().map_err(|_| invalid())?);
@@ -87,10 +83,7 @@ pub(super) fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Creden
     if headers.contains_key(header::AUTHORIZATION) {
         return;
     }
-    let mut pair = user;
-    pair.push(b':');
-    pair.extend_from_slice(&password);
-    let token = base64::engine::general_purpose::STANDARD.encode(pair);
+    let token = basic_token(&user, &password);
     if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
         value.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, value);
@@ -143,4 +136,33 @@ pub(super) fn parse_url(url: &str) -> Result<Uri> {
         return Err(Error::invalid_input(format!("URL has no host: {url:?}")));
     }
     Ok(uri)
+}
+
+/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is).
+pub(super) fn percent_decode_bytes(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The token of `Basic` authentication (RFC 7617): base64 of `user:password`.
+pub(super) fn basic_token(user: &[u8], password: &[u8]) -> String {
+    let mut pair = Vec::with_capacity(user.len() + 1 + password.len());
+    pair.extend_from_slice(user);
+    pair.push(b':');
+    pair.extend_from_slice(password);
+    base64::engine::general_purpose::STANDARD.encode(pair)
 }

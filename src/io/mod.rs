@@ -27,7 +27,7 @@
 
 mod byte_stream;
 mod finish;
-mod outbox;
+pub(crate) mod outbox;
 mod pause;
 mod read_buffer;
 mod receive;
@@ -37,7 +37,7 @@ mod websocket;
 mod write;
 
 pub use byte_stream::ByteStream;
-pub(crate) use outbox::{Delivery, Outbox};
+pub(crate) use outbox::Outbox;
 pub use pause::PauseHandle;
 pub use split::{WsReader, WsWriter};
 pub use websocket::{Feed, Recv, WebSocket};

@@ -23,13 +23,16 @@ struct OutboxInner {
     waker: Option<Waker>,
 }
 
-/// What happened to a message offered to a connection's outbox.
+/// What happened to a message queued for one client
+/// ([`ServerHandle::send_to`](crate::server::ServerHandle::send_to)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delivery {
-    /// Queued; the connection's task writes it.
+pub enum Delivery {
+    /// Queued; the client's task writes it.
     Queued,
-    /// Dropped: the connection already had its limit of undelivered bytes.
+    /// Not queued: the client already had its broadcast backlog pending.
     Dropped,
+    /// No such client: it has disconnected (or was never tracked).
+    NotConnected,
 }
 
 impl Outbox {

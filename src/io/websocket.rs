@@ -289,10 +289,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         payload: impl Into<bytes::Bytes>,
         fin: bool,
     ) -> Result<()> {
-        let payload = payload.into();
-        poll_fn(|cx| self.poll_ready_send(cx)).await?;
-        self.conn.send_data(kind, &payload, fin)?;
-        self.flush().await
+        self.send_fragment_with_compression(kind, payload, fin, false)
+            .await
     }
 
     /// [`send_fragment`](WebSocket::send_fragment), compressing the message with

@@ -371,12 +371,8 @@ pub(crate) async fn decide(
             Ok(None) => {}
             Err(()) => {
                 // A malformed extension header: 400, as the seed library answers.
-                return Decision::Refuse(Refusal::from_error(
-                    options,
-                    HandshakeError::Malformed("invalid Sec-WebSocket-Extensions"),
-                    Some(&info.request),
-                    remote_addr,
-                ));
+                let error = HandshakeError::Malformed("invalid Sec-WebSocket-Extensions");
+                return refuse(error, &info.request);
             }
         }
     }

@@ -21,9 +21,10 @@
 pub(crate) mod accept;
 mod registry;
 
+pub use crate::io::outbox::Delivery;
 pub use crate::transport::ServerStream;
 pub use accept::{ClientInfo, Verdict};
-pub use registry::{BroadcastReport, ClientId, Delivery};
+pub use registry::{BroadcastReport, ClientId};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -616,12 +617,9 @@ impl ServerHandle {
         if let Some(frame) = &frame {
             frame.validate_outgoing()?;
         }
-        match self
-            .shared
-            .registry
-            .send_to(id, Message::Close(frame), usize::MAX)
-        {
-            Delivery::NotConnected => Err(crate::Error::closed()),
+        // A close frame is queued whatever the backlog (`Outbox::push`).
+        match self.send_to(id, Message::Close(frame)) {
+            Delivery::NotConnected => Err(Error::closed()),
             Delivery::Queued | Delivery::Dropped => Ok(()),
         }
     }

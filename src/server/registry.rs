@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::task::{AbortHandle, Id as TaskId};
 
-use crate::io::{Delivery as OutboxDelivery, Outbox};
+use crate::io::outbox::Delivery;
+use crate::io::Outbox;
 use crate::proto::message::Message;
 
 /// Identifies a connected client for the lifetime of the server.
@@ -27,19 +28,6 @@ pub struct BroadcastReport {
     pub queued: usize,
     /// Clients skipped because their broadcast backlog was full.
     pub dropped: usize,
-}
-
-/// What happened to a message sent to one client ([`ServerHandle::send_to`]).
-///
-/// [`ServerHandle::send_to`]: super::ServerHandle::send_to
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Queued; the client's task writes it.
-    Queued,
-    /// Not queued: the client already had its broadcast backlog pending.
-    Dropped,
-    /// No such client: it has disconnected (or was never tracked).
-    NotConnected,
 }
 
 struct Client {
@@ -98,8 +86,8 @@ impl Registry {
                 continue;
             }
             match client.outbox.push(message.clone(), limit) {
-                OutboxDelivery::Queued => report.queued += 1,
-                OutboxDelivery::Dropped => report.dropped += 1,
+                Delivery::Queued => report.queued += 1,
+                Delivery::Dropped | Delivery::NotConnected => report.dropped += 1,
             }
         }
         report
@@ -107,13 +95,8 @@ impl Registry {
 
     pub(super) fn send_to(&self, id: ClientId, message: Message, limit: usize) -> Delivery {
         // The outbox is cloned out so that no other client waits on this push.
-        let Some(outbox) = lock(&self.clients).get(&id).map(|c| c.outbox.clone()) else {
-            return Delivery::NotConnected;
-        };
-        match outbox.push(message, limit) {
-            OutboxDelivery::Queued => Delivery::Queued,
-            OutboxDelivery::Dropped => Delivery::Dropped,
-        }
+        let outbox = lock(&self.clients).get(&id).map(|c| c.outbox.clone());
+        outbox.map_or(Delivery::NotConnected, |outbox| outbox.push(message, limit))
     }
 
     pub(super) fn remote_addr(&self, id: ClientId) -> Option<SocketAddr> {

@@ -38,6 +38,25 @@ pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
     tcp
 }
 
+/// The server's side of a valid upgrade, by hand, on an accepted connection: reads the
+/// request head, answers 101 with its `Sec-WebSocket-Accept`, and returns the head.
+pub async fn raw_accept(tcp: &mut TcpStream) -> String {
+    let head = read_head(tcp).await;
+    let key = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-key"))
+        .map(|(_, value)| value.trim().to_owned())
+        .expect("a Sec-WebSocket-Key");
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        enim_labore_occaecati::handshake::accept_key(key.as_bytes())
+    );
+    tcp.write_all(response.as_bytes()).await.unwrap();
+    head
+}
+
 /// Reads an HTTP head byte by byte (so nothing after it is consumed).
 pub async fn read_head(tcp: &mut TcpStream) -> String {
     let mut head = Vec::new();

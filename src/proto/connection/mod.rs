@@ -96,9 +96,9 @@ pub struct Connection {
     queue: VecDeque<Bytes>,
     queued_len: usize,
     pending_pong: Option<Bytes>,
-    sending_fragmented: Option<DataKind>,
-    /// The fragmented message in progress is compressed (its first frame had RSV1).
-    sending_compressed: bool,
+    /// The fragmented message being sent, if any: its kind, and whether it is compressed (its
+    /// first frame had RSV1).
+    sending: Option<(DataKind, bool)>,
     close_sent: bool,
     close_received: bool,
     /// The transport ended (the peer closed it, or it failed).
@@ -155,8 +155,7 @@ impl Connection {
             queue: VecDeque::new(),
             queued_len: 0,
             pending_pong: None,
-            sending_fragmented: None,
-            sending_compressed: false,
+            sending: None,
             close_sent: false,
             close_received: false,
             eof_received: false,

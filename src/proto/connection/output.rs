@@ -22,9 +22,7 @@ impl Connection {
     /// the I/O layer can write it without building a slice list; `None` otherwise (use
     /// [`output_slices`](Connection::output_slices)). An owed pong is queued first.
     pub fn contiguous_output(&mut self) -> Option<&[u8]> {
-        if let Some(pong) = self.pending_pong.take() {
-            self.write_frame(OpCode::Pong, true, &pong);
-        }
+        self.queue_owed_pong();
         if self.queue.is_empty() {
             Some(&self.staging)
         } else {
@@ -35,9 +33,7 @@ impl Connection {
     /// Fills `dst` with the buffers to write next, in order, and returns how many it filled.
     /// An owed pong is queued first.
     pub fn output_slices<'a>(&'a mut self, dst: &mut [IoSlice<'a>]) -> usize {
-        if let Some(pong) = self.pending_pong.take() {
-            self.write_frame(OpCode::Pong, true, &pong);
-        }
+        self.queue_owed_pong();
         let mut n = 0;
         for (slot, chunk) in dst.iter_mut().zip(self.queue.iter()) {
             *slot = IoSlice::new(chunk);
@@ -50,6 +46,14 @@ impl Connection {
             n += 1;
         }
         n
+    }
+
+    /// A pong owed to a peer that wasn't reading (only the latest is kept) goes out with the
+    /// next write.
+    fn queue_owed_pong(&mut self) {
+        if let Some(pong) = self.pending_pong.take() {
+            self.write_frame(OpCode::Pong, true, &pong);
+        }
     }
 
     /// Marks `n` bytes of output as written.
@@ -85,11 +89,7 @@ impl Connection {
     /// Takes all pending output as one contiguous buffer (convenient for tests and for
     /// transports without vectored writes).
     pub fn take_output(&mut self) -> BytesMut {
-        {
-            // Queues an owed pong.
-            let mut slices = [IoSlice::new(&[])];
-            self.output_slices(&mut slices);
-        }
+        self.queue_owed_pong();
         self.seal_staging();
         let mut out = BytesMut::with_capacity(self.queued_len);
         for chunk in self.queue.drain(..) {

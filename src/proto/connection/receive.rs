@@ -186,10 +186,12 @@ impl Connection {
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key, 0);
         }
-        if header.opcode == OpCode::Binary {
-            return Ok(Message::Binary(payload.freeze()));
-        }
-        self.text_message(payload.freeze())
+        let kind = if header.opcode == OpCode::Binary {
+            DataKind::Binary
+        } else {
+            DataKind::Text
+        };
+        self.data_message(kind, payload.freeze())
     }
 
     /// Checks a header against the protocol and the limits, and starts or continues the
@@ -327,10 +329,7 @@ impl Connection {
                     message.buf.extend_from_slice(&payload);
                     message.buf.freeze()
                 };
-                match message.kind {
-                    DataKind::Binary => Ok(Some(Message::Binary(data))),
-                    DataKind::Text => self.text_message(data).map(Some),
-                }
+                self.data_message(message.kind, data).map(Some)
             }
         }
     }
@@ -348,9 +347,6 @@ impl Connection {
         // Handing fragments out, each is inflated on its own, up to the frame limit; else the
         // message is, up to the message limit.
         let fragments = self.config.deliver_fragments;
-        if fragments {
-            message.buf.clear();
-        }
         let limit = if fragments {
             self.config.max_frame_size
         } else {
@@ -384,11 +380,10 @@ impl Connection {
                 data: message.buf.split().freeze(),
                 fin,
             };
-            if !fin {
-                return Ok(Some(Message::Fragment(fragment)));
+            if fin {
+                self.message = None;
+                self.reset_decompressor();
             }
-            self.message = None;
-            self.reset_decompressor();
             return Ok(Some(Message::Fragment(fragment)));
         }
         if !fin {
@@ -398,18 +393,18 @@ impl Connection {
         let Some(message) = self.message.take() else {
             return Ok(None);
         };
-        let data = message.buf.freeze();
-        match message.kind {
-            DataKind::Binary => Ok(Some(Message::Binary(data))),
-            DataKind::Text => self.text_message(data).map(Some),
-        }
+        self.data_message(message.kind, message.buf.freeze())
+            .map(Some)
     }
 
-    /// A whole text message. Checked as `Utf8Bytes` are made (once more, after the check as it
-    /// arrived, which fails fast): `Utf8Bytes` holds the proof, so reading it costs nothing.
-    /// With validation off, not checked at all: handed out as the bytes of a fragment that
-    /// ends its message, typed as what it is, unchecked.
-    fn text_message(&self, data: Bytes) -> Result<Message, ProtocolError> {
+    /// A whole data message. Text is checked as `Utf8Bytes` are made (once more, after the
+    /// check as it arrived, which fails fast): `Utf8Bytes` holds the proof, so reading it costs
+    /// nothing. With validation off, text is not checked at all: handed out as the bytes of a
+    /// fragment that ends its message, typed as what it is, unchecked.
+    fn data_message(&self, kind: DataKind, data: Bytes) -> Result<Message, ProtocolError> {
+        if kind == DataKind::Binary {
+            return Ok(Message::Binary(data));
+        }
         if !self.config.validate_utf8 {
             return Ok(Message::Fragment(Fragment {
                 kind: DataKind::Text,

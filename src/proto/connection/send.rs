@@ -49,13 +49,11 @@ impl Connection {
                 return self.send_data_with_compression(f.kind, &f.data, f.fin, compress);
             }
         };
-        if let Some(deflate) = self.deflate.as_ref() {
-            let wanted = compress.unwrap_or(payload.len() >= deflate.config.threshold);
-            if wanted && self.sending_fragmented.is_none() {
-                return self.send_compressed(kind, payload);
-            }
-        }
-        self.send_data(kind, payload, true)
+        let compress = compress.unwrap_or_else(|| {
+            let threshold = self.deflate.as_ref().map(|d| d.config.threshold);
+            threshold.is_some_and(|t| payload.len() >= t)
+        });
+        self.send_data_with_compression(kind, payload, true, compress)
     }
 
     /// Queues one frame of a data message: the first call names the kind; `fin` ends the
@@ -90,7 +88,7 @@ impl Connection {
         if self.close_sent {
             return Err(SendError::Closed);
         }
-        let (opcode, compressed) = match self.sending_fragmented {
+        let (opcode, compressed) = match self.sending {
             None => {
                 let opcode = match kind {
                     DataKind::Text => OpCode::Text,
@@ -98,7 +96,7 @@ impl Connection {
                 };
                 (opcode, compress && self.deflate.is_some())
             }
-            Some(current) if current == kind => (OpCode::Continuation, self.sending_compressed),
+            Some((current, compressed)) if current == kind => (OpCode::Continuation, compressed),
             Some(_) => return Err(SendError::FragmentKindMismatch),
         };
         if compressed {
@@ -109,24 +107,7 @@ impl Connection {
         } else {
             self.write_frame(opcode, fin, payload);
         }
-        self.sending_fragmented = if fin { None } else { Some(kind) };
-        self.sending_compressed = compressed && !fin;
-        Ok(())
-    }
-
-    fn send_compressed(&mut self, kind: DataKind, payload: &Bytes) -> Result<(), SendError> {
-        if self.close_sent {
-            return Err(SendError::Closed);
-        }
-        if self.deflate.is_none() {
-            return self.send_data(kind, payload, true);
-        }
-        let compressed = self.compress(payload, true)?;
-        let opcode = match kind {
-            DataKind::Text => OpCode::Text,
-            DataKind::Binary => OpCode::Binary,
-        };
-        self.write_frame_rsv1(opcode, true, true, &compressed);
+        self.sending = (!fin).then_some((kind, compressed));
         Ok(())
     }
 
