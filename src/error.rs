@@ -42,6 +42,9 @@ pub enum ErrorKind {
     Tls,
     /// A proxy refused or failed the tunnel; see [`Error::proxy_failure`].
     Proxy,
+    /// The message broker joining servers is unreachable, or its publish queue is full:
+    /// the message went nowhere.
+    Broker,
 }
 
 /// Why an opening handshake failed. On the server each maps to the HTTP status sent back
@@ -270,6 +273,10 @@ impl Error {
         self.inner.send
     }
 
+    pub(crate) fn broker(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Broker).with_message(message)
+    }
+
     pub(crate) fn closed() -> Error {
         Error::new(ErrorKind::Closed)
     }
@@ -411,6 +418,7 @@ impl fmt::Display for Error {
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Tls => "TLS handshake failed",
             ErrorKind::Proxy => "proxy tunnel failed",
+            ErrorKind::Broker => "message broker unavailable",
         };
         f.write_str(kind)?;
         if let Some(p) = &self.inner.protocol {

@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod broker;
 pub mod client;
 pub mod config;
 pub mod deflate;
@@ -96,4 +97,6 @@ pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
 pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};
 pub use io::WebSocket;
-pub use proto::{CloseCode, CloseFrame, DataKind, Fragment, Message, Role, State, Utf8Bytes};
+pub use proto::{
+    CloseCode, CloseFrame, DataKind, Fragment, Message, PreparedMessage, Role, State, Utf8Bytes,
+};

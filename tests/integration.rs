@@ -13,6 +13,7 @@ mod client_options;
 mod client_server;
 mod deflate;
 mod examples;
+mod fanout;
 mod fragments;
 mod guide;
 mod heartbeat;

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use enim_labore_occaecati::broker::{nats::NatsBroker, redis::RedisBroker};
 use enim_labore_occaecati::deflate::DeflateConfig;
-use enim_labore_occaecati::server::{ClientInfo, Server, ServerHandle, ServerStream};
+use enim_labore_occaecati::server::{
+    BrokerStatus, ClientInfo, Server, ServerBuilder, ServerHandle, ServerStream, SlowPolicy,
+};
 use enim_labore_occaecati::{Config, WebSocket};
 
 use crate::util::{escape, parse_path, say, CliError, CliResult};
@@ -23,9 +26,20 @@ pub struct ServeArgs {
     /// Accept upgrades on this path only (others get 400).
     #[arg(long, value_parser = parse_path)]
     path: Option<String>,
-    /// echo: send each message back; broadcast: relay it to every other client (a chat).
+    /// echo: send each message back; broadcast: relay it to every other client connected on
+    /// the same request path (the path is the topic; a chat room per path).
     #[arg(short, long, value_enum, default_value_t = Mode::Echo)]
     mode: Mode,
+    /// Join every `elo serve --mode broadcast` using this broker into one fan-out:
+    /// redis://HOST:PORT or nats://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// Bytes a client may have pending before the slow-client policy applies (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_backlog: Option<usize>,
+    /// What happens to a client over its backlog: close it (1008) or drop the message for it.
+    #[arg(long, value_enum, default_value_t = Slow::Close)]
+    slow_policy: Slow,
     /// Largest message accepted, in bytes (bigger ones are refused with close code 1009).
     #[arg(long, value_name = "BYTES")]
     max_payload: Option<usize>,
@@ -38,6 +52,26 @@ pub struct ServeArgs {
 enum Mode {
     Echo,
     Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Slow {
+    Close,
+    Drop,
+}
+
+/// The broker a `--broker` URL names.
+fn broker(builder: ServerBuilder, url: &str) -> CliResult<ServerBuilder> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let broker = RedisBroker::new(url).map_err(|e| CliError(format!("--broker: {e}")))?;
+        Ok(builder.broker(broker))
+    } else if url.starts_with("nats://") {
+        Ok(builder.broker(NatsBroker::new(url)))
+    } else {
+        Err(CliError(format!(
+            "--broker {url:?}: expected redis://HOST:PORT or nats://HOST:PORT"
+        )))
+    }
 }
 
 pub async fn run(args: ServeArgs) -> CliResult<()> {
@@ -55,6 +89,16 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     }
     if let Some(path) = &args.path {
         builder = builder.path(path.clone());
+    }
+    if let Some(bytes) = args.max_backlog {
+        builder = builder.max_backlog(bytes);
+    }
+    builder = builder.slow_policy(match args.slow_policy {
+        Slow::Close => SlowPolicy::Close,
+        Slow::Drop => SlowPolicy::Drop,
+    });
+    if let Some(url) = &args.broker {
+        builder = broker(builder, url)?;
     }
     let server = builder
         .bind((args.host.as_str(), args.port))
@@ -77,6 +121,23 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     );
 
     let handle = server.handle();
+    if let (Some(url), Some(mut events)) = (&args.broker, handle.broker_events()) {
+        let url = url.clone();
+        tokio::spawn(async move {
+            loop {
+                match &*events.borrow_and_update() {
+                    BrokerStatus::Up => eprintln!("elo: broker {url} up"),
+                    BrokerStatus::Down { error } => {
+                        eprintln!("elo: broker {url} down: {}", escape(error))
+                    }
+                    _ => {}
+                }
+                if events.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let for_clients = handle.clone();
     let mode = args.mode;
     let serving = tokio::spawn(
@@ -104,6 +165,11 @@ async fn handle_client(
         .remote_addr()
         .map_or_else(|| "?".to_owned(), |a| a.to_string());
     let id = client.id();
+    // The topic of a broadcast client: its request path.
+    let topic = client.request().uri().path().to_owned();
+    if let (Mode::Broadcast, Some(id)) = (mode, id) {
+        handle.subscribe(id, &topic);
+    }
     eprintln!(
         "[{peer}] connected {}{}",
         escape(&client.request().uri().to_string()),
@@ -127,7 +193,9 @@ async fn handle_client(
                 }
                 Mode::Broadcast => {
                     if let Some(id) = id {
-                        handle.broadcast_except(id, message);
+                        if let Err(error) = handle.publish_except(&topic, id, message) {
+                            eprintln!("[{peer}] not relayed: {}", escape(&error.to_string()));
+                        }
                     }
                 }
             },

@@ -37,7 +37,7 @@ mod websocket;
 mod write;
 
 pub use byte_stream::ByteStream;
-pub(crate) use outbox::Outbox;
+pub(crate) use outbox::{Outbox, Outgoing};
 pub use pause::PauseHandle;
 pub use split::{WsReader, WsWriter};
 pub use websocket::{Feed, Recv, WebSocket};

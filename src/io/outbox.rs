@@ -1,27 +1,43 @@
-//! Messages queued for a connection from outside its task (server broadcasts, shutdown), and
-//! drained by its receive loop.
+//! Messages queued for a connection from other tasks (broadcasts, topics, `send_to`, shutdown),
+//! drained by its receive loop, and the bound on what a connection may have pending.
+//!
+//! A delivery is counted against the connection's backlog: what waits here plus what its task
+//! has already staged but not yet written (the core's buffered amount, published after every
+//! write). Past the limit the slow-subscriber policy decides, so memory stays bounded whether
+//! the handler is in `recv`, busy elsewhere, or its peer has stopped reading. Close frames
+//! always go through; pongs are the core's and never wait here.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::WebSocket;
+use crate::proto::close::CloseFrame;
 use crate::proto::message::Message;
+use crate::proto::prepared::PreparedMessage;
 
-/// A connection's queue of messages from other tasks.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    inner: Mutex<OutboxInner>,
+/// What happens to a connection whose backlog would pass its limit
+/// ([`ServerBuilder::max_backlog`](crate::server::ServerBuilder::max_backlog)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowPolicy {
+    /// The delivery is skipped for that connection (counted: [`Delivery::Dropped`],
+    /// [`BroadcastReport::dropped`](crate::server::BroadcastReport::dropped)); later ones
+    /// go through once it has caught up. The client is not told it missed anything.
+    Drop,
+    /// The connection is closed with 1008 (policy violation) and what was waiting for it is
+    /// freed: the client knows it fell behind and can reconnect and resynchronise. The default,
+    /// because a subscriber that silently misses messages is wrong in a way neither side can
+    /// see.
+    #[default]
+    Close,
 }
 
-#[derive(Debug, Default)]
-struct OutboxInner {
-    queue: VecDeque<Message>,
-    bytes: usize,
-    waker: Option<Waker>,
-}
+/// The close code a slow subscriber is closed with: 1008, the generic policy violation
+/// (RFC 6455 §7.4.1).
+pub const SLOW_CLOSE_CODE: u16 = 1008;
 
 /// What happened to a message queued for one client
 /// ([`ServerHandle::send_to`](crate::server::ServerHandle::send_to)).
@@ -29,22 +45,119 @@ struct OutboxInner {
 pub enum Delivery {
     /// Queued; the client's task writes it.
     Queued,
-    /// Not queued: the client already had its broadcast backlog pending.
+    /// Not queued: the client's backlog is full ([`SlowPolicy::Drop`]).
     Dropped,
+    /// Not queued: the client's backlog is full, and it is being closed
+    /// ([`SlowPolicy::Close`]), or already was for that reason.
+    Closed,
     /// No such client: it has disconnected (or was never tracked).
     NotConnected,
 }
 
+/// Something queued for a connection.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A data message framed once for many connections.
+    Data(PreparedMessage),
+    /// A close frame, or a message for this connection alone.
+    Message(Message),
+}
+
+impl Outgoing {
+    fn is_close(&self) -> bool {
+        match self {
+            Outgoing::Data(m) => matches!(m.other(), Some(Message::Close(_))),
+            Outgoing::Message(m) => matches!(m, Message::Close(_)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Data(m) => m.len(),
+            Outgoing::Message(m) => m.len(),
+        }
+    }
+}
+
+/// A connection's queue of messages from other tasks.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    inner: Mutex<OutboxInner>,
+    /// Bytes the connection's task has staged and not yet written.
+    staged: AtomicUsize,
+    limit: usize,
+    policy: SlowPolicy,
+    dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct OutboxInner {
+    queue: VecDeque<Outgoing>,
+    bytes: usize,
+    waker: Option<Waker>,
+    /// Closed for falling behind: nothing more is queued.
+    closed_slow: bool,
+}
+
 impl Outbox {
-    pub(crate) fn push(&self, message: Message, limit: usize) -> Delivery {
+    pub(crate) fn new(limit: usize, policy: SlowPolicy) -> Outbox {
+        Outbox {
+            inner: Mutex::new(OutboxInner::default()),
+            staged: AtomicUsize::new(0),
+            limit,
+            policy,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Deliveries skipped for this connection ([`SlowPolicy::Drop`]).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection was closed for falling behind ([`SlowPolicy::Close`]).
+    pub(crate) fn is_closed_slow(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed_slow
+    }
+
+    pub(crate) fn push(&self, item: Outgoing) -> Delivery {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let len = message.len();
-        // Close frames always go through: shutdown must reach slow clients too.
-        if inner.bytes > 0 && inner.bytes + len > limit && !matches!(message, Message::Close(_)) {
-            return Delivery::Dropped;
+        let len = item.len();
+        let is_close = item.is_close();
+        if inner.closed_slow && !is_close {
+            return Delivery::Closed;
+        }
+        let pending = inner.bytes + self.staged.load(Ordering::Relaxed);
+        // Close frames always go through: shutdown must reach slow clients too. A message
+        // larger than the limit still goes to a client that has nothing pending.
+        if !is_close && pending > 0 && pending + len > self.limit {
+            match self.policy {
+                SlowPolicy::Drop => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Delivery::Dropped;
+                }
+                SlowPolicy::Close => {
+                    inner.closed_slow = true;
+                    inner.queue.clear();
+                    inner.bytes = 0;
+                    let frame = CloseFrame::new(SLOW_CLOSE_CODE, "too slow: backlog limit");
+                    inner
+                        .queue
+                        .push_back(Outgoing::Message(Message::Close(Some(frame))));
+                    if let Some(waker) = inner.waker.take() {
+                        waker.wake();
+                    }
+                    return Delivery::Closed;
+                }
+            }
         }
         inner.bytes += len;
-        inner.queue.push_back(message);
+        inner.queue.push_back(item);
+        // One wake per batch: the task takes the waker, drains everything queued meanwhile,
+        // and writes it at once.
         if let Some(waker) = inner.waker.take() {
             waker.wake();
         }
@@ -69,15 +182,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         {
             inner.waker = Some(cx.waker().clone());
         }
-        if inner.queue.is_empty() {
+        // A whole message can't go between the frames of one being sent: it waits for the
+        // last frame (the next `recv` drains it).
+        if inner.queue.is_empty() || self.conn.is_sending_fragments() {
             return;
         }
         inner.bytes = 0;
-        let messages = std::mem::take(&mut inner.queue);
+        let items = std::mem::take(&mut inner.queue);
         drop(inner);
-        for message in messages {
-            // A message that can no longer be sent (the connection is closing) is dropped.
-            let _ = self.conn.send(&message);
+        for item in items {
+            // What can no longer be sent (the connection is closing) is dropped.
+            let _ = match item {
+                Outgoing::Data(message) => self.conn.send_prepared(&message),
+                Outgoing::Message(message) => self.conn.send(&message),
+            };
+        }
+        outbox
+            .staged
+            .store(self.conn.buffered_amount(), Ordering::Relaxed);
+    }
+
+    /// Tells the outbox how much is staged, after a write.
+    pub(super) fn publish_staged(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox
+                .staged
+                .store(self.conn.buffered_amount(), Ordering::Relaxed);
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::proto::close::CloseFrame;
 use crate::proto::connection::{Connection, DataKind, Role, State};
 use crate::proto::message::Message;
+use crate::proto::prepared::PreparedMessage;
 
 /// A WebSocket connection over a stream `S`, after the opening handshake.
 ///
@@ -277,6 +278,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| self.poll_ready_send(cx)).await?;
         self.conn.send_with_compression(&message, Some(compress))?;
         self.flush().await
+    }
+
+    /// Sends a message framed once for many connections (see [`PreparedMessage`]), and writes
+    /// everything queued. A loop over many connections should rather
+    /// [`feed_prepared`](WebSocket::feed_prepared) and let each connection's `recv` write.
+    ///
+    /// # Errors
+    /// As [`send`](WebSocket::send), and while a fragmented message is being sent.
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
+        self.feed_prepared(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a prepared message without writing it (unless the buffer is over its mark),
+    /// like [`feed`](WebSocket::feed).
+    ///
+    /// # Errors
+    /// As [`send_prepared`](WebSocket::send_prepared).
+    pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        self.conn.send_prepared(message).map_err(Error::from)
     }
 
     /// Sends one frame of a fragmented message; `fin` ends the message.

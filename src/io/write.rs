@@ -36,6 +36,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 Poll::Ready(Ok(written)) => {
                     self.conn.consume_output(written);
+                    self.publish_staged();
                     if !self.write_waiters.is_empty() {
                         for waker in self.write_waiters.drain(..) {
                             waker.wake();

@@ -12,9 +12,11 @@ pub(crate) mod error;
 pub(crate) mod frame;
 pub(crate) mod mask;
 pub(crate) mod message;
+pub(crate) mod prepared;
 pub(crate) mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use connection::{Connection, DataKind, MaskGenerator, Role, State};
 pub use error::{Failure, ProtocolError, SendError};
 pub use message::{Fragment, Message, NotUtf8, Utf8Bytes};
+pub use prepared::PreparedMessage;

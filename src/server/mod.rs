@@ -20,8 +20,10 @@
 
 pub(crate) mod accept;
 mod registry;
+mod topics;
 
-pub use crate::io::outbox::Delivery;
+pub use crate::broker::BrokerStatus;
+pub use crate::io::outbox::{Delivery, SlowPolicy, SLOW_CLOSE_CODE};
 pub use crate::transport::ServerStream;
 pub use accept::{ClientInfo, Verdict};
 pub use registry::{BroadcastReport, ClientId};
@@ -35,11 +37,14 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::broker::{Broker, Link};
 use crate::config::{Config, HandshakeLimits};
 use crate::deflate::DeflateConfig;
 use crate::error::{Error, HandshakeError, Result};
+use crate::io::Outgoing;
 use crate::io::WebSocket;
 use crate::proto::message::Message;
+use crate::proto::prepared::PreparedMessage;
 use registry::Registry;
 
 type VerifyFn = dyn Fn(&ClientInfo) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync;
@@ -74,7 +79,9 @@ pub struct ServerBuilder {
     headers: HeaderMap,
     track_clients: bool,
     backlog: u32,
-    max_outbox: usize,
+    max_backlog: usize,
+    slow_policy: SlowPolicy,
+    broker: Option<Arc<dyn Broker>>,
     deflate: Option<DeflateConfig>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTls>,
@@ -106,7 +113,9 @@ impl Default for ServerBuilder {
             headers: HeaderMap::new(),
             track_clients: true,
             backlog: 1024,
-            max_outbox: 1 << 20,
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            slow_policy: SlowPolicy::default(),
+            broker: None,
             deflate: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -246,10 +255,28 @@ impl ServerBuilder {
         self
     }
 
-    /// Bytes of broadcasts a client may have pending before further ones are dropped for it
-    /// (default 1 MiB).
-    pub fn max_broadcast_backlog(mut self, bytes: usize) -> Self {
-        self.max_outbox = bytes;
+    /// Bytes a client may have pending (broadcasts, publishes and `send_to` messages not yet
+    /// written, with what its own handler sent and is still unwritten) before the
+    /// [`slow_policy`](ServerBuilder::slow_policy) applies to the next delivery for it.
+    /// Default: 1 MiB. Close frames always go through. A single message larger than the limit
+    /// still goes to a client with nothing pending.
+    pub fn max_backlog(mut self, bytes: usize) -> Self {
+        self.max_backlog = bytes;
+        self
+    }
+
+    /// What happens to a client whose backlog would pass
+    /// [`max_backlog`](ServerBuilder::max_backlog): [`SlowPolicy::Close`] (the default) or
+    /// [`SlowPolicy::Drop`].
+    pub fn slow_policy(mut self, policy: SlowPolicy) -> Self {
+        self.slow_policy = policy;
+        self
+    }
+
+    /// Joins this server's topics with every other server using the same broker (see
+    /// [`broker`](crate::broker)): a publish reaches the topic's subscribers on every server.
+    pub fn broker(mut self, broker: impl Broker) -> Self {
+        self.broker = Some(Arc::new(broker));
         self
     }
 
@@ -341,15 +368,28 @@ impl ServerBuilder {
     }
 
     fn serve_on(self, listener: Listener) -> Server {
-        Server {
-            listener,
-            shared: Arc::new(Shared {
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let link = self.broker.clone().map(|broker| {
+                let weak = weak.clone();
+                let (link, task) = Link::start(
+                    broker,
+                    Box::new(move |topic, message| {
+                        if let Some(shared) = weak.upgrade() {
+                            shared.registry.publish_local(topic, &message, None);
+                        }
+                    }),
+                );
+                tokio::spawn(task);
+                link
+            });
+            Shared {
+                registry: Registry::new(self.max_backlog, self.slow_policy, link),
                 options: self,
-                registry: Registry::default(),
                 shutdown: tokio::sync::Notify::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
-            }),
-        }
+            }
+        });
+        Server { listener, shared }
     }
 
     /// Performs the server side of the handshake on a stream already accepted (TCP, TLS, a Unix
@@ -369,11 +409,22 @@ impl ServerBuilder {
     }
 }
 
+/// Default of [`ServerBuilder::max_backlog`].
+const DEFAULT_MAX_BACKLOG: usize = 1 << 20;
+
 struct Shared {
     options: ServerBuilder,
     registry: Registry,
     shutdown: tokio::sync::Notify,
     stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(link) = &self.registry.link {
+            link.stop();
+        }
+    }
 }
 
 impl Shared {
@@ -400,6 +451,16 @@ impl Shared {
         }
         Some((ws, info))
     }
+}
+
+/// Deliveries dropped and clients closed for falling behind ([`ServerHandle::slow_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlowStats {
+    /// Deliveries skipped for clients over their backlog ([`SlowPolicy::Drop`]).
+    pub dropped: u64,
+    /// Clients closed for being over their backlog ([`SlowPolicy::Close`]).
+    pub closed: u64,
 }
 
 /// What a server accepts connections from.
@@ -523,6 +584,11 @@ impl Server {
     {
         let handler = Arc::new(handler);
         loop {
+            // Registered before the flag is read: a shutdown between the two still wakes it
+            // (`notify_waiters` keeps no permit for futures not yet registered).
+            let shutdown = self.shared.shutdown.notified();
+            tokio::pin!(shutdown);
+            shutdown.as_mut().enable();
             if self
                 .shared
                 .stopping
@@ -532,7 +598,7 @@ impl Server {
             }
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
-                () = self.shared.shutdown.notified() => return Ok(()),
+                () = shutdown => return Ok(()),
             };
             let (stream, remote) = match accepted {
                 Ok(pair) => pair,
@@ -576,33 +642,122 @@ impl ServerHandle {
         self.shared.registry.ids()
     }
 
-    /// Queues `message` for every client. The payload is shared, not copied; each client's
-    /// task writes it. A client with more than the broadcast backlog pending gets none.
-    pub fn broadcast(&self, message: impl Into<Message>) -> BroadcastReport {
-        self.shared
-            .registry
-            .broadcast(&message.into(), None, self.shared.options.max_outbox)
+    /// Queues `message` for every client on this server, framed once (and compressed once
+    /// for the clients that allow it): each client's task writes it. Clients over their
+    /// backlog get the [`SlowPolicy`]'s outcome, counted in the report.
+    pub fn broadcast(&self, message: impl Into<PreparedMessage>) -> BroadcastReport {
+        self.shared.registry.broadcast(&message.into(), None)
     }
 
     /// Queues `message` for every client but `except` (typically the sender).
     pub fn broadcast_except(
         &self,
         except: ClientId,
-        message: impl Into<Message>,
+        message: impl Into<PreparedMessage>,
     ) -> BroadcastReport {
-        self.shared.registry.broadcast(
-            &message.into(),
-            Some(except),
-            self.shared.options.max_outbox,
-        )
+        self.shared
+            .registry
+            .broadcast(&message.into(), Some(except))
     }
 
-    /// Queues `message` for one client, like a broadcast to it alone (its payload shared, the
-    /// same backlog limit).
+    /// Queues `message` for one client (any message; data is framed by its task), subject to
+    /// its backlog limit.
     pub fn send_to(&self, id: ClientId, message: impl Into<Message>) -> Delivery {
         self.shared
             .registry
-            .send_to(id, message.into(), self.shared.options.max_outbox)
+            .send_to(id, Outgoing::Message(message.into()))
+    }
+
+    /// Subscribes a client to `topic`; subscriptions end with the connection. Answers `false`
+    /// if the client is not connected. With a broker, the server's subscription to the topic
+    /// there is taken with its first local subscriber.
+    pub fn subscribe(&self, id: ClientId, topic: &str) -> bool {
+        self.shared.registry.subscribe(id, topic)
+    }
+
+    /// Unsubscribes a client from `topic`; `false` if it was not subscribed.
+    pub fn unsubscribe(&self, id: ClientId, topic: &str) -> bool {
+        self.shared.registry.unsubscribe(id, topic)
+    }
+
+    /// Publishes `message` to every subscriber of `topic`: those of this server, and with a
+    /// broker those of every server joined through it. Framed once here (and compressed once
+    /// for the clients that allow it).
+    ///
+    /// # Errors
+    /// With a broker, [`ErrorKind::Broker`](crate::ErrorKind::Broker) while it is unreachable
+    /// or its publish queue is full: the message was then delivered nowhere.
+    pub fn publish(
+        &self,
+        topic: &str,
+        message: impl Into<PreparedMessage>,
+    ) -> Result<BroadcastReport> {
+        self.publish_inner(topic, &message.into(), None)
+    }
+
+    /// [`publish`](ServerHandle::publish) to every subscriber but `except` (typically the
+    /// client that sent it).
+    ///
+    /// # Errors
+    /// As [`publish`](ServerHandle::publish).
+    pub fn publish_except(
+        &self,
+        topic: &str,
+        except: ClientId,
+        message: impl Into<PreparedMessage>,
+    ) -> Result<BroadcastReport> {
+        self.publish_inner(topic, &message.into(), Some(except))
+    }
+
+    fn publish_inner(
+        &self,
+        topic: &str,
+        message: &PreparedMessage,
+        except: Option<ClientId>,
+    ) -> Result<BroadcastReport> {
+        let registry = &self.shared.registry;
+        if let Some(link) = &registry.link {
+            let envelope = link.envelope(message).ok_or_else(|| {
+                Error::invalid_input("only text and binary messages cross the broker")
+            })?;
+            // Reserved first: on an error the message goes nowhere, not only here.
+            let permit = link.reserve()?;
+            permit.send((Arc::from(topic), envelope));
+        }
+        Ok(registry.publish_local(topic, message, except))
+    }
+
+    /// How many clients of this server are subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.shared.registry.subscriber_count(topic)
+    }
+
+    /// The topics with subscribers on this server, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.shared.registry.topic_names()
+    }
+
+    /// The topics a client is subscribed to.
+    pub fn client_topics(&self, id: ClientId) -> Vec<String> {
+        self.shared.registry.client_topics(id)
+    }
+
+    /// Deliveries dropped and clients closed for falling behind ([`SlowPolicy`]), since the
+    /// server started.
+    pub fn slow_stats(&self) -> SlowStats {
+        let (dropped, closed) = self.shared.registry.slow_counts();
+        SlowStats { dropped, closed }
+    }
+
+    /// The link to the broker, when the server has one.
+    pub fn broker_status(&self) -> Option<BrokerStatus> {
+        self.shared.registry.link.as_ref().map(|l| l.status())
+    }
+
+    /// Every change of the broker link's status, to wait on
+    /// ([`watch::Receiver::changed`](tokio::sync::watch::Receiver::changed)).
+    pub fn broker_events(&self) -> Option<tokio::sync::watch::Receiver<BrokerStatus>> {
+        self.shared.registry.link.as_ref().map(|l| l.watch())
     }
 
     /// Starts the close handshake with one client: its task sends `frame` (a close frame
@@ -620,7 +775,7 @@ impl ServerHandle {
         // A close frame is queued whatever the backlog (`Outbox::push`).
         match self.send_to(id, Message::Close(frame)) {
             Delivery::NotConnected => Err(Error::closed()),
-            Delivery::Queued | Delivery::Dropped => Ok(()),
+            Delivery::Queued | Delivery::Dropped | Delivery::Closed => Ok(()),
         }
     }
 
@@ -643,18 +798,22 @@ impl ServerHandle {
             .stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.shutdown.notify_waiters();
-        self.shared.registry.broadcast(
-            &Message::Close(Some(crate::CloseFrame::new(
-                1001u16,
-                "server shutting down",
-            ))),
-            None,
-            usize::MAX,
-        );
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.shared.registry.len() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.shared.registry.abort_all();
+        let registry = &self.shared.registry;
+        registry.close_all(&Message::Close(Some(crate::CloseFrame::new(
+            1001u16,
+            "server shutting down",
+        ))));
+        // Woken when the last client leaves, not polled.
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                let emptied = registry.emptied.notified();
+                if registry.len() == 0 {
+                    return;
+                }
+                emptied.await;
+            }
+        })
+        .await;
+        registry.abort_all();
     }
 }

@@ -1,4 +1,5 @@
-//! The set of connected clients, for broadcast, messages to one client, and shutdown.
+//! The set of connected clients and their subscriptions: for broadcasts, topics, messages to
+//! one client, and shutdown.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,9 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::task::{AbortHandle, Id as TaskId};
 
-use crate::io::outbox::Delivery;
-use crate::io::Outbox;
+use super::topics::{Subscribers, Topics};
+use crate::broker::Link;
+use crate::io::outbox::{Delivery, SlowPolicy};
+use crate::io::{Outbox, Outgoing};
 use crate::proto::message::Message;
+use crate::proto::prepared::PreparedMessage;
 
 /// Identifies a connected client for the lifetime of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -21,13 +25,17 @@ impl std::fmt::Display for ClientId {
     }
 }
 
-/// What a broadcast did.
+/// What a broadcast or a publish did on this server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BroadcastReport {
     /// Clients the message was queued for.
     pub queued: usize,
-    /// Clients skipped because their broadcast backlog was full.
+    /// Clients skipped because their backlog was full ([`SlowPolicy::Drop`]).
     pub dropped: usize,
+    /// Clients skipped because their backlog was full, and closed for it
+    /// ([`SlowPolicy::Close`]).
+    pub closed: usize,
 }
 
 struct Client {
@@ -35,13 +43,27 @@ struct Client {
     remote: Option<SocketAddr>,
     /// The task running the client's handler, to terminate it.
     task: Option<TaskId>,
+    topics: Vec<Arc<str>>,
 }
 
-#[derive(Default)]
 pub(super) struct Registry {
     next: AtomicU64,
     clients: Mutex<HashMap<ClientId, Client>>,
+    /// Every client, for broadcasts.
+    all: Subscribers,
+    topics: Topics,
     tasks: Mutex<HashMap<TaskId, AbortHandle>>,
+    /// The backlog limit and policy every client's outbox gets.
+    limit: usize,
+    policy: SlowPolicy,
+    /// Told when the last client leaves (shutdown waits on it).
+    pub(super) emptied: tokio::sync::Notify,
+    /// The broker joining this server to others, if any: told of the first and last
+    /// subscriber of each topic.
+    pub(super) link: Option<Arc<Link>>,
+    /// Deliveries dropped for, and clients closed for falling behind, of clients gone.
+    dropped_total: AtomicU64,
+    closed_slow: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,18 +71,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
+    pub(super) fn new(limit: usize, policy: SlowPolicy, link: Option<Arc<Link>>) -> Registry {
+        Registry {
+            next: AtomicU64::new(0),
+            clients: Mutex::new(HashMap::new()),
+            all: Subscribers::default(),
+            topics: Topics::default(),
+            tasks: Mutex::new(HashMap::new()),
+            limit,
+            policy,
+            emptied: tokio::sync::Notify::new(),
+            link,
+            dropped_total: AtomicU64::new(0),
+            closed_slow: AtomicU64::new(0),
+        }
+    }
+
     pub(super) fn register(&self, remote: Option<SocketAddr>) -> (ClientId, Arc<Outbox>) {
         let id = ClientId(self.next.fetch_add(1, Ordering::Relaxed));
-        let outbox = Arc::new(Outbox::default());
+        let outbox = Arc::new(Outbox::new(self.limit, self.policy));
         lock(&self.clients).insert(
             id,
             Client {
                 outbox: outbox.clone(),
                 remote,
                 task: tokio::task::try_id(),
+                topics: Vec::new(),
             },
         );
+        self.all.add(id, &outbox);
         (id, outbox)
+    }
+
+    fn unregister(&self, id: ClientId) {
+        let Some(client) = lock(&self.clients).remove(&id) else {
+            return;
+        };
+        self.all.remove(id);
+        for topic in &client.topics {
+            self.leave(topic, id);
+        }
+        self.dropped_total
+            .fetch_add(client.outbox.dropped(), Ordering::Relaxed);
+        if client.outbox.is_closed_slow() {
+            self.closed_slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if lock(&self.clients).is_empty() {
+            self.emptied.notify_waiters();
+        }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -75,28 +133,103 @@ impl Registry {
 
     pub(super) fn broadcast(
         &self,
-        message: &Message,
+        message: &PreparedMessage,
         except: Option<ClientId>,
-        limit: usize,
     ) -> BroadcastReport {
-        let clients = lock(&self.clients);
-        let mut report = BroadcastReport::default();
-        for (id, client) in clients.iter() {
-            if Some(*id) == except {
-                continue;
-            }
-            match client.outbox.push(message.clone(), limit) {
-                Delivery::Queued => report.queued += 1,
-                Delivery::Dropped | Delivery::NotConnected => report.dropped += 1,
-            }
-        }
-        report
+        self.all.deliver(message, except)
     }
 
-    pub(super) fn send_to(&self, id: ClientId, message: Message, limit: usize) -> Delivery {
+    /// Queues a close frame for every client, whatever its backlog.
+    pub(super) fn close_all(&self, message: &Message) {
+        for (_, outbox) in self.all.snapshot().iter() {
+            outbox.push(Outgoing::Message(message.clone()));
+        }
+    }
+
+    pub(super) fn send_to(&self, id: ClientId, message: Outgoing) -> Delivery {
         // The outbox is cloned out so that no other client waits on this push.
         let outbox = lock(&self.clients).get(&id).map(|c| c.outbox.clone());
-        outbox.map_or(Delivery::NotConnected, |outbox| outbox.push(message, limit))
+        outbox.map_or(Delivery::NotConnected, |outbox| outbox.push(message))
+    }
+
+    /// Subscribes a client to a topic; `false` if it is not connected.
+    pub(super) fn subscribe(&self, id: ClientId, topic: &str) -> bool {
+        let mut clients = lock(&self.clients);
+        let Some(client) = clients.get_mut(&id) else {
+            return false;
+        };
+        if client.topics.iter().any(|t| &**t == topic) {
+            return true;
+        }
+        client.topics.push(Arc::from(topic));
+        let outbox = client.outbox.clone();
+        // Under the clients lock: a client leaving meanwhile can't miss this subscription.
+        if self.topics.subscribe(topic, id, &outbox) {
+            if let Some(link) = &self.link {
+                link.want(topic, true);
+            }
+        }
+        true
+    }
+
+    /// Unsubscribes a client from a topic; `false` if it was not subscribed.
+    pub(super) fn unsubscribe(&self, id: ClientId, topic: &str) -> bool {
+        let mut clients = lock(&self.clients);
+        let Some(client) = clients.get_mut(&id) else {
+            return false;
+        };
+        let Some(index) = client.topics.iter().position(|t| &**t == topic) else {
+            return false;
+        };
+        client.topics.swap_remove(index);
+        self.leave(topic, id);
+        true
+    }
+
+    fn leave(&self, topic: &str, id: ClientId) {
+        if self.topics.unsubscribe(topic, id) {
+            if let Some(link) = &self.link {
+                link.want(topic, false);
+            }
+        }
+    }
+
+    /// Queues `message` for the topic's subscribers on this server.
+    pub(super) fn publish_local(
+        &self,
+        topic: &str,
+        message: &PreparedMessage,
+        except: Option<ClientId>,
+    ) -> BroadcastReport {
+        self.topics
+            .get(topic)
+            .map_or_else(BroadcastReport::default, |s| s.deliver(message, except))
+    }
+
+    pub(super) fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics.get(topic).map_or(0, |s| s.len())
+    }
+
+    pub(super) fn topic_names(&self) -> Vec<String> {
+        self.topics.names()
+    }
+
+    pub(super) fn client_topics(&self, id: ClientId) -> Vec<String> {
+        lock(&self.clients).get(&id).map_or_else(Vec::new, |c| {
+            c.topics.iter().map(|t| t.to_string()).collect()
+        })
+    }
+
+    /// Deliveries dropped and clients closed for falling behind, since the start.
+    pub(super) fn slow_counts(&self) -> (u64, u64) {
+        let clients = lock(&self.clients);
+        let mut dropped = self.dropped_total.load(Ordering::Relaxed);
+        let mut closed = self.closed_slow.load(Ordering::Relaxed);
+        for client in clients.values() {
+            dropped += client.outbox.dropped();
+            closed += u64::from(client.outbox.is_closed_slow());
+        }
+        (dropped, closed)
     }
 
     pub(super) fn remote_addr(&self, id: ClientId) -> Option<SocketAddr> {
@@ -138,7 +271,10 @@ impl Registry {
         for (_, handle) in lock(&self.tasks).drain() {
             handle.abort();
         }
-        lock(&self.clients).clear();
+        let ids: Vec<ClientId> = lock(&self.clients).keys().copied().collect();
+        for id in ids {
+            self.unregister(id);
+        }
     }
 }
 
@@ -151,7 +287,7 @@ pub(super) struct Unregister<'a> {
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            lock(&self.registry.clients).remove(&id);
+            self.registry.unregister(id);
         }
     }
 }

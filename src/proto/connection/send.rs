@@ -3,13 +3,14 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Connection, DataKind};
+use super::{Connection, DataKind, Role};
 use crate::deflate::codec::Compressor;
 use crate::proto::close::CloseFrame;
 use crate::proto::error::SendError;
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::mask::apply_mask;
 use crate::proto::message::Message;
+use crate::proto::prepared::PreparedMessage;
 
 /// Payloads at least this long are queued as their own buffer and written with a vectored
 /// write instead of being copied behind their header (server role; a client masks into its own
@@ -109,6 +110,65 @@ impl Connection {
         }
         self.sending = (!fin).then_some((kind, compressed));
         Ok(())
+    }
+
+    /// Queues a message framed once for many connections. A server queues the shared frame
+    /// (with permessage-deflate and no context takeover on its side, the shared compressed
+    /// one); a connection with context takeover, or a client, frames the payload itself.
+    /// Compression follows the size threshold, as for [`send`](Connection::send).
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once a close frame was sent;
+    /// [`SendError::FragmentKindMismatch`] while a fragmented message is being sent (a whole
+    /// message can't go between its frames).
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        let Some(data) = message.data_parts() else {
+            return match message.other() {
+                Some(other) => self.send(other),
+                None => Err(SendError::Closed),
+            };
+        };
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(SendError::FragmentKindMismatch);
+        }
+        let kind = data.kind();
+        if let Some(deflate) = self.deflate.as_ref() {
+            if data.payload().len() >= deflate.config.threshold {
+                if self.role == Role::Server && deflate.params.local_no_context_takeover {
+                    let bits = deflate.params.local_max_window_bits;
+                    if let Some(frame) = data.compressed_frame(bits, &deflate.config) {
+                        self.queue_frame(frame);
+                        return Ok(());
+                    }
+                }
+                return self.send_data_with_compression(kind, data.payload(), true, true);
+            }
+        }
+        if self.mask_generator.is_some() {
+            return self.send_data_with_compression(kind, data.payload(), true, false);
+        }
+        self.queue_frame(data.frame());
+        Ok(())
+    }
+
+    /// Whether a fragmented message is being sent (its last frame not queued yet).
+    pub fn is_sending_fragments(&self) -> bool {
+        self.sending.is_some()
+    }
+
+    /// Queues a frame built elsewhere: copied behind what is staged when small, its shared
+    /// buffer queued as it is when large.
+    fn queue_frame(&mut self, frame: &Bytes) {
+        if frame.len() < VECTORED_MIN {
+            self.staging.extend_from_slice(frame);
+        } else {
+            self.seal_staging();
+            self.queued_len += frame.len();
+            self.queue.push_back(frame.clone());
+        }
     }
 
     /// Compresses a message or one of its fragments (`last`: the message ends with it), and
