@@ -158,6 +158,7 @@ step "install: Python websockets peer" 600 install_python_peer
 step "install: Chromium" 1200 install_chromium
 step "install: Autobahn runners (wstest, kosoku)" 1200 bash scripts/conformance/install.sh
 step "install: cargo-nextest" 1200 install_nextest
+step "install: brokers (redis-server, nats-server)" 600 bash scripts/brokers/install.sh
 step "start: proxies (tinyproxy, dante, microsocks)" 600 bash scripts/proxies/start.sh
 
 if [[ -z $QUICK ]]; then

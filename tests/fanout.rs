@@ -247,8 +247,12 @@ async fn a_client_that_stops_reading_misses_messages_while_the_others_get_everyt
 
 #[tokio::test]
 async fn a_close_frame_passes_a_full_backlog() {
+    // The close handshake's deadline ends the connection soon after the frame.
+    let mut config = Config::default();
+    config.close_timeout = Duration::from_millis(500);
     let (url, handle, mut ids) = server(
         Server::builder()
+            .config(config)
             .max_backlog(4096)
             .slow_policy(SlowPolicy::Drop),
     )

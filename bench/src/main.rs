@@ -15,6 +15,8 @@
 //! `ELO_BENCH_QUICK=1`; flags win over the environment.
 
 mod client;
+mod fanout;
+mod fanout_servers;
 mod idle;
 mod instructions;
 mod run;
@@ -36,12 +38,18 @@ const USAGE: &str = "usage:
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
+  elo-bench fanout [--servers elo,ws,tungstenite] [--subs 100,1000,10000]
+                  [--payloads 16,1024,16384] [--deflate off,on] [--inflight 32] [--duration SECS]
+                  [--nodes 1,2,3 --broker redis,nats] [--no-pin]   (one publisher, N subscribers)
+  elo-bench fanout-server <elo|tungstenite> <addr> [--cpu N] [--broker URL] [--deflate]
 environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("server") => server_cmd(&args[1..]),
+        Some("fanout") => fanout::parse(&args[1..]).and_then(|o| fanout::run(&o)),
+        Some("fanout-server") => fanout_server_cmd(&args[1..]),
         Some("idle") => parse_opts(&args[1..]).and_then(|o| idle::run(&o)),
         Some("instructions") => parse_opts(&args[1..]).and_then(|o| instructions::run(&o)),
         Some("run") => parse_opts(&args[1..]).and_then(|o| run::run(&o)),
@@ -58,6 +66,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fanout_server_cmd(args: &[String]) -> Result<(), String> {
+    let [imp, addr, rest @ ..] = args else {
+        return Err(USAGE.to_owned());
+    };
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    let mut cpu = None;
+    let mut opts = fanout_servers::RelayOpts {
+        deflate: false,
+        broker: None,
+    };
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next()) {
+            ("--deflate", next) => {
+                opts.deflate = true;
+                if let Some(next) = next {
+                    return Err(format!("unexpected {next:?}\n{USAGE}"));
+                }
+            }
+            ("--cpu", Some(n)) => cpu = Some(n.parse().map_err(|_| format!("bad --cpu {n:?}"))?),
+            ("--broker", Some(url)) => opts.broker = Some(url.clone()),
+            _ => return Err(USAGE.to_owned()),
+        }
+    }
+    fanout_servers::run(imp, addr, cpu, opts).map_err(|e| format!("{imp} relay server: {e}"))
 }
 
 fn server_cmd(args: &[String]) -> Result<(), String> {

@@ -14,7 +14,7 @@ use enim_labore_occaecati::tls::ServerTls;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Impl {
@@ -72,7 +72,7 @@ pub fn run(
     })
 }
 
-fn ready(addr: SocketAddr) {
+pub(crate) fn ready(addr: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "READY {addr}");
     let _ = out.flush();

@@ -35,6 +35,11 @@ pub enum SlowPolicy {
     Close,
 }
 
+/// Bytes of queued messages a connection stages for writing per turn of its task (more when
+/// a single message is larger): what waits beyond it stays shared in the outbox, and the task
+/// yields to the others before taking more.
+const DRAIN_BUDGET: usize = 64 << 10;
+
 /// The close code a slow subscriber is closed with: 1008, the generic policy violation
 /// (RFC 6455 §7.4.1).
 pub const SLOW_CLOSE_CODE: u16 = 1008;
@@ -59,15 +64,16 @@ pub enum Delivery {
 pub(crate) enum Outgoing {
     /// A data message framed once for many connections.
     Data(PreparedMessage),
-    /// A close frame, or a message for this connection alone.
-    Message(Message),
+    /// A close frame, or a message for this connection alone (boxed: rare, and a queue entry
+    /// stays two words long).
+    Message(Box<Message>),
 }
 
 impl Outgoing {
     fn is_close(&self) -> bool {
         match self {
             Outgoing::Data(m) => matches!(m.other(), Some(Message::Close(_))),
-            Outgoing::Message(m) => matches!(m, Message::Close(_)),
+            Outgoing::Message(m) => matches!(**m, Message::Close(_)),
         }
     }
 
@@ -144,9 +150,8 @@ impl Outbox {
                     inner.queue.clear();
                     inner.bytes = 0;
                     let frame = CloseFrame::new(SLOW_CLOSE_CODE, "too slow: backlog limit");
-                    inner
-                        .queue
-                        .push_back(Outgoing::Message(Message::Close(Some(frame))));
+                    let close = Message::Close(Some(frame));
+                    inner.queue.push_back(Outgoing::Message(Box::new(close)));
                     if let Some(waker) = inner.waker.take() {
                         waker.wake();
                     }
@@ -166,8 +171,8 @@ impl Outbox {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    /// Moves what other tasks queued onto the connection's output, and leaves this task's
-    /// waker for the next message.
+    /// Moves what other tasks queued onto the connection's output, at most about
+    /// [`DRAIN_BUDGET`] bytes of it a turn, and leaves this task's waker for the next message.
     // Kept out of the body of poll_recv, which every message goes through.
     #[inline(never)]
     pub(super) fn drain_outbox(&mut self, cx: &mut Context<'_>) {
@@ -187,10 +192,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if inner.queue.is_empty() || self.conn.is_sending_fragments() {
             return;
         }
-        inner.bytes = 0;
-        let items = std::mem::take(&mut inner.queue);
+        let mut room = DRAIN_BUDGET.saturating_sub(self.conn.buffered_amount());
+        // Taken whole when it fits: an idle connection then keeps no queue's memory.
+        let mut batch = VecDeque::new();
+        if inner.bytes <= room {
+            batch = std::mem::take(&mut inner.queue);
+            inner.bytes = 0;
+        } else {
+            // The first always goes, however large.
+            while let Some(item) = inner.queue.pop_front() {
+                let len = item.len();
+                inner.bytes -= len;
+                batch.push_back(item);
+                room = room.saturating_sub(len);
+                if room == 0 || inner.queue.front().is_some_and(|next| next.len() > room) {
+                    break;
+                }
+            }
+        }
+        let more = !inner.queue.is_empty();
         drop(inner);
-        for item in items {
+        for item in batch {
             // What can no longer be sent (the connection is closing) is dropped.
             let _ = match item {
                 Outgoing::Data(message) => self.conn.send_prepared(&message),
@@ -200,6 +222,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         outbox
             .staged
             .store(self.conn.buffered_amount(), Ordering::Relaxed);
+        if more {
+            // The rest next turn, after the other tasks: one connection with much queued
+            // doesn't hold the thread while the others wait for their first message.
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Tells the outbox how much is staged, after a write.

@@ -665,7 +665,7 @@ impl ServerHandle {
     pub fn send_to(&self, id: ClientId, message: impl Into<Message>) -> Delivery {
         self.shared
             .registry
-            .send_to(id, Outgoing::Message(message.into()))
+            .send_to(id, Outgoing::Message(Box::new(message.into())))
     }
 
     /// Subscribes a client to `topic`; subscriptions end with the connection. Answers `false`

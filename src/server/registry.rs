@@ -142,7 +142,7 @@ impl Registry {
     /// Queues a close frame for every client, whatever its backlog.
     pub(super) fn close_all(&self, message: &Message) {
         for (_, outbox) in self.all.snapshot().iter() {
-            outbox.push(Outgoing::Message(message.clone()));
+            outbox.push(Outgoing::Message(Box::new(message.clone())));
         }
     }
 

@@ -17,6 +17,11 @@ use crate::proto::prepared::PreparedMessage;
 /// buffer anyway).
 const VECTORED_MIN: usize = 4096;
 
+/// Frames made once for many connections at least this long are queued as the shared buffer
+/// they are, not copied: ten thousand connections then hold one copy of a broadcast, not ten
+/// thousand. Shorter ones cost less copied than as one more slice of a vectored write.
+const SHARED_FRAME_MIN: usize = 512;
+
 impl Connection {
     /// Queues a whole message. Control messages (ping, pong, close) are checked: payloads of at
     /// most 125 bytes, a sendable close code.
@@ -160,9 +165,9 @@ impl Connection {
     }
 
     /// Queues a frame built elsewhere: copied behind what is staged when small, its shared
-    /// buffer queued as it is when large.
+    /// buffer queued as it is otherwise (many connections then hold one copy).
     fn queue_frame(&mut self, frame: &Bytes) {
-        if frame.len() < VECTORED_MIN {
+        if frame.len() < SHARED_FRAME_MIN {
             self.staging.extend_from_slice(frame);
         } else {
             self.seal_staging();
