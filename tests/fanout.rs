@@ -174,7 +174,7 @@ async fn topics_reach_their_subscribers_only_and_end_with_the_connection() {
 
 /// One client that never reads, one that reads everything, 1 KiB messages published far past
 /// what the slow one's socket buffers and backlog hold.
-async fn slow_subscriber(policy: SlowPolicy) -> (ServerHandle, u64) {
+async fn slow_subscriber(policy: SlowPolicy) -> (ServerHandle, u64, tokio::net::TcpStream) {
     const BACKLOG: usize = 256 << 10;
     const MESSAGES: u64 = 30_000;
     const WINDOW: u64 = 64;
@@ -220,14 +220,13 @@ async fn slow_subscriber(policy: SlowPolicy) -> (ServerHandle, u64) {
     }
     let mut reader = timeout(LIMIT, reading).await.unwrap().unwrap();
     assert!(skipped > 0, "the stalled client fell behind");
-    drop(stalled);
     reader.close(None).await.unwrap();
-    (handle, skipped)
+    (handle, skipped, stalled)
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_while_the_others_get_everything() {
-    let (handle, skipped) = slow_subscriber(SlowPolicy::Close).await;
+    let (handle, skipped, mut stalled) = slow_subscriber(SlowPolicy::Close).await;
     let stats = handle.slow_stats();
     assert_eq!(stats.closed, 1, "{stats:?}");
     assert_eq!(stats.dropped, 0);
@@ -235,11 +234,16 @@ async fn a_client_that_stops_reading_is_closed_while_the_others_get_everything()
         skipped > 10_000,
         "closed once, skipped from then on: {skipped}"
     );
+    // Behind what was already on its way, the close frame: 1008, policy violation.
+    let code = timeout(LIMIT, common::read_close_code(&mut stalled))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1008));
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_misses_messages_while_the_others_get_everything() {
-    let (handle, skipped) = slow_subscriber(SlowPolicy::Drop).await;
+    let (handle, skipped, _stalled) = slow_subscriber(SlowPolicy::Drop).await;
     let stats = handle.slow_stats();
     assert_eq!(stats.closed, 0, "{stats:?}");
     assert_eq!(stats.dropped, skipped, "every skip counted");
