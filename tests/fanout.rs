@@ -313,3 +313,74 @@ async fn publishing_with_a_broker_down_is_an_error_and_delivers_nothing() {
     handle.broadcast("next");
     assert_eq!(next(&mut client).await, Message::text("next"));
 }
+
+#[tokio::test]
+async fn recv_many_takes_what_one_read_brought_and_keeps_a_later_error_for_the_next_call() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, mut results) = mpsc::unbounded_channel();
+    tokio::spawn(server.serve(move |mut ws, _| {
+        let tx = tx.clone();
+        async move {
+            let mut batch = Vec::new();
+            loop {
+                let result = ws.recv_many(&mut batch, 3).await;
+                let done = !matches!(result, Ok(1..));
+                let _ = tx.send((result.map_err(|e| e.protocol_error()), batch.split_off(0)));
+                if done {
+                    break;
+                }
+            }
+        }
+    }));
+    // Four messages and a frame with a reserved opcode, in one write.
+    let mut tcp = common::raw_upgrade(addr).await;
+    let mut bytes = Vec::new();
+    for text in ["a", "b", "c", "d"] {
+        bytes.extend(common::masked_frame(0x81, text.as_bytes()));
+    }
+    bytes.extend(common::masked_frame(0x83, b"bad"));
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, &bytes)
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    let error = loop {
+        let (result, batch) = timeout(LIMIT, results.recv()).await.unwrap().unwrap();
+        assert!(batch.len() <= 3, "at most the limit");
+        texts.extend(batch.iter().map(|m| m.as_text().unwrap().to_owned()));
+        match result {
+            Ok(n) => assert_eq!(n, batch.len()),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(
+        texts,
+        ["a", "b", "c", "d"],
+        "every message before the error"
+    );
+    assert_eq!(
+        error.map(|e| e.close_code().as_u16()),
+        Some(1002),
+        "then the error"
+    );
+}
+
+#[tokio::test]
+async fn publish_all_delivers_a_batch_in_order_to_every_subscriber_but_one() {
+    let (url, handle, mut ids) = server(Server::builder()).await;
+    let mut a = connect_plain(&url).await;
+    let id_a = timeout(LIMIT, ids.recv()).await.unwrap().unwrap();
+    let mut b = connect_plain(&url).await;
+    let id_b = timeout(LIMIT, ids.recv()).await.unwrap().unwrap();
+    assert!(handle.subscribe(id_a, "t") && handle.subscribe(id_b, "t"));
+    let report = handle.publish_all("t", None, ["1", "2", "3"]).unwrap();
+    assert_eq!(report.queued, 6, "a delivery per message and subscriber");
+    let report = handle.publish_all("t", Some(id_a), ["4"]).unwrap();
+    assert_eq!(report.queued, 1);
+    for expected in ["1", "2", "3"] {
+        assert_eq!(next(&mut a).await, Message::text(expected));
+    }
+    for expected in ["1", "2", "3", "4"] {
+        assert_eq!(next(&mut b).await, Message::text(expected));
+    }
+}

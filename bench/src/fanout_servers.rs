@@ -73,9 +73,13 @@ async fn elo(addr: SocketAddr, opts: RelayOpts) -> Result<(), BoxError> {
             async move {
                 let Some(id) = client.id() else { return };
                 let topic = client.request().uri().path().to_owned();
+                // The request's headers aren't needed while the connection lasts.
+                drop(client);
                 handle.subscribe(id, &topic);
-                while let Ok(Some(message)) = ws.recv().await {
-                    let _ = handle.publish_except(&topic, id, message);
+                // What one read brought is published as one batch.
+                let mut batch = Vec::new();
+                while let Ok(1..) = ws.recv_many(&mut batch, 64).await {
+                    let _ = handle.publish_all(&topic, Some(id), batch.drain(..));
                 }
             }
         })

@@ -6,7 +6,8 @@ use clap::{Args, ValueEnum};
 use enim_labore_occaecati::broker::{nats::NatsBroker, redis::RedisBroker};
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::{
-    BrokerStatus, ClientInfo, Server, ServerBuilder, ServerHandle, ServerStream, SlowPolicy,
+    BrokerStatus, ClientId, ClientInfo, Server, ServerBuilder, ServerHandle, ServerStream,
+    SlowPolicy,
 };
 use enim_labore_occaecati::{Config, WebSocket};
 
@@ -178,30 +179,11 @@ async fn handle_client(
             .map(|p| format!(" (subprotocol {})", escape(p)))
             .unwrap_or_default()
     );
-    let outcome = loop {
-        match ws.recv().await {
-            Ok(Some(message)) => match mode {
-                Mode::Echo => {
-                    // `feed` queues; `recv` writes the whole batch before it waits again.
-                    // A closing connection refuses new messages: keep reading to finish the
-                    // close handshake.
-                    if let Err(error) = ws.feed(message).await {
-                        if !error.is_closed() {
-                            break Err(error);
-                        }
-                    }
-                }
-                Mode::Broadcast => {
-                    if let Some(id) = id {
-                        if let Err(error) = handle.publish_except(&topic, id, message) {
-                            eprintln!("[{peer}] not relayed: {}", escape(&error.to_string()));
-                        }
-                    }
-                }
-            },
-            Ok(None) => break Ok(()),
-            Err(error) => break Err(error),
-        }
+    // Its request and headers aren't needed while the connection lasts.
+    drop(client);
+    let outcome = match mode {
+        Mode::Echo => echo(&mut ws).await,
+        Mode::Broadcast => relay(&mut ws, id, &topic, &handle, &peer).await,
     };
     match outcome {
         Ok(()) => match ws.close_frame() {
@@ -217,6 +199,39 @@ async fn handle_client(
         },
         Err(error) => eprintln!("[{peer}] closed with error: {}", escape(&error.to_string())),
     }
+}
+
+/// Sends each message back until the connection ends.
+async fn echo(ws: &mut WebSocket<ServerStream>) -> enim_labore_occaecati::Result<()> {
+    while let Some(message) = ws.recv().await? {
+        // `feed` queues; `recv` writes the whole batch before it waits again. A closing
+        // connection refuses new messages: keep reading to finish the close handshake.
+        if let Err(error) = ws.feed(message).await {
+            if !error.is_closed() {
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes each message to the client's topic, for every other subscriber (on every server
+/// joined through the broker), until the connection ends. What one read brought goes as one
+/// batch.
+async fn relay(
+    ws: &mut WebSocket<ServerStream>,
+    id: Option<ClientId>,
+    topic: &str,
+    handle: &ServerHandle,
+    peer: &str,
+) -> enim_labore_occaecati::Result<()> {
+    let mut batch = Vec::new();
+    while ws.recv_many(&mut batch, 64).await? > 0 {
+        if let Err(error) = handle.publish_all(topic, id, batch.drain(..)) {
+            eprintln!("[{peer}] not relayed: {}", escape(&error.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Ctrl-C (SIGINT) and, on Unix, SIGTERM.

@@ -94,18 +94,27 @@ impl Link {
 
     /// Checks that a publish can go to the broker now, and reserves its place in the queue.
     pub(crate) fn reserve(&self) -> Result<mpsc::Permit<'_, (Arc<str>, Bytes)>> {
-        if let BrokerStatus::Down { error } = &*self.status.borrow() {
-            return Err(Error::broker(format!("the broker is down: {error}")));
-        }
-        if matches!(*self.status.borrow(), BrokerStatus::Connecting) {
-            return Err(Error::broker("the broker is not connected yet"));
-        }
-        self.outgoing.try_reserve().map_err(|e| match e {
-            mpsc::error::TrySendError::Full(()) => {
-                Error::broker("the broker's publish queue is full")
+        self.check_up()?;
+        self.outgoing.try_reserve().map_err(queue_error)
+    }
+
+    /// [`reserve`](Link::reserve) for `n` publishes at once: all or none.
+    pub(crate) fn reserve_many(
+        &self,
+        n: usize,
+    ) -> Result<mpsc::PermitIterator<'_, (Arc<str>, Bytes)>> {
+        self.check_up()?;
+        self.outgoing.try_reserve_many(n).map_err(queue_error)
+    }
+
+    fn check_up(&self) -> Result<()> {
+        match &*self.status.borrow() {
+            BrokerStatus::Up => Ok(()),
+            BrokerStatus::Down { error } => {
+                Err(Error::broker(format!("the broker is down: {error}")))
             }
-            mpsc::error::TrySendError::Closed(()) => Error::broker("the broker link has stopped"),
-        })
+            _ => Err(Error::broker("the broker is not connected yet")),
+        }
     }
 
     /// The message as it crosses the broker; `None` for anything but text or binary.
@@ -147,6 +156,13 @@ impl Link {
             *current = status;
             changed
         });
+    }
+}
+
+fn queue_error(e: mpsc::error::TrySendError<()>) -> Error {
+    match e {
+        mpsc::error::TrySendError::Full(()) => Error::broker("the broker's publish queue is full"),
+        mpsc::error::TrySendError::Closed(()) => Error::broker("the broker link has stopped"),
     }
 }
 

@@ -131,6 +131,22 @@ impl Outbox {
 
     pub(crate) fn push(&self, item: Outgoing) -> Delivery {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let delivery = self.push_locked(&mut inner, item);
+        wake(&mut inner);
+        delivery
+    }
+
+    /// Queues several messages under one lock (a publisher's batch: one touch of this
+    /// connection's state for all of them), telling `each` what happened to each.
+    pub(crate) fn push_all(&self, messages: &[PreparedMessage], mut each: impl FnMut(Delivery)) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for message in messages {
+            each(self.push_locked(&mut inner, Outgoing::Data(message.clone())));
+        }
+        wake(&mut inner);
+    }
+
+    fn push_locked(&self, inner: &mut OutboxInner, item: Outgoing) -> Delivery {
         let len = item.len();
         let is_close = item.is_close();
         if inner.closed_slow && !is_close {
@@ -152,21 +168,21 @@ impl Outbox {
                     let frame = CloseFrame::new(SLOW_CLOSE_CODE, "too slow: backlog limit");
                     let close = Message::Close(Some(frame));
                     inner.queue.push_back(Outgoing::Message(Box::new(close)));
-                    if let Some(waker) = inner.waker.take() {
-                        waker.wake();
-                    }
                     return Delivery::Closed;
                 }
             }
         }
         inner.bytes += len;
         inner.queue.push_back(item);
-        // One wake per batch: the task takes the waker, drains everything queued meanwhile,
-        // and writes it at once.
-        if let Some(waker) = inner.waker.take() {
-            waker.wake();
-        }
         Delivery::Queued
+    }
+}
+
+/// One wake per batch: the task takes the waker, drains everything queued meanwhile, and
+/// writes it at once.
+fn wake(inner: &mut OutboxInner) {
+    if let Some(waker) = inner.waker.take() {
+        waker.wake();
     }
 }
 

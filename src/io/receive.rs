@@ -17,8 +17,8 @@ const COALESCE_MAX: usize = 64 << 10;
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The receive loop; see [`recv`](WebSocket::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-        if self.finished {
-            return Poll::Ready(None);
+        if self.finished || self.deferred_error.is_some() {
+            return Poll::Ready(self.deferred_error.take().map(Err));
         }
         if self.outbox.is_some() {
             self.drain_outbox(cx);

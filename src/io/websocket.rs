@@ -49,6 +49,8 @@ pub struct WebSocket<S> {
     /// The URL a client connected to (set by the client only): boxed, so a server's
     /// connections pay one (wide) pointer for it.
     url: Option<Box<str>>,
+    /// An error `recv_many` met after messages it returned: the next receive's answer.
+    pub(super) deferred_error: Option<Error>,
 }
 
 /// The future of [`WebSocket::recv`]: the next message, `None` once the connection closed
@@ -131,6 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             read_sizing: ReadSizing::default(),
             pause: None,
             url: None,
+            deferred_error: None,
         }
     }
 
@@ -236,6 +239,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Cancel-safe: a message is never lost if the future is dropped.
     pub fn recv(&mut self) -> Recv<'_, S> {
         Recv { ws: self }
+    }
+
+    /// Receives at least one message and then every one ready without waiting, up to `limit`,
+    /// appended to `buffer` (like tokio's `mpsc::Receiver::recv_many`): what one read brought,
+    /// for a relay to handle as one batch. Answers how many; 0 once the connection closed
+    /// cleanly (or for a `limit` of 0).
+    ///
+    /// # Errors
+    /// As [`recv`](WebSocket::recv); an error met after some messages is returned by the
+    /// next call, those messages first.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: messages are appended only in the poll that returns them.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        poll_fn(|cx| {
+            let mut n = 0;
+            while n < limit {
+                match self.poll_recv(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        buffer.push(message);
+                        n += 1;
+                    }
+                    Poll::Ready(Some(Err(error))) if n == 0 => return Poll::Ready(Err(error)),
+                    Poll::Ready(Some(Err(error))) => {
+                        self.deferred_error = Some(error);
+                        break;
+                    }
+                    Poll::Ready(None) => break,
+                    Poll::Pending if n == 0 => return Poll::Pending,
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(Ok(n))
+        })
+        .await
     }
 
     /// Sends a message and writes everything queued.

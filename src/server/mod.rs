@@ -709,6 +709,40 @@ impl ServerHandle {
         self.publish_inner(topic, &message.into(), Some(except))
     }
 
+    /// Publishes several messages to `topic`, in order, to every subscriber but `except` (if
+    /// any): as many [`publish`](ServerHandle::publish)es, but each subscriber's queue is
+    /// visited once for all of them, which is cheaper with many subscribers. A relay that has
+    /// read several messages at once publishes them together. The report counts deliveries
+    /// (a message to a subscriber).
+    ///
+    /// # Errors
+    /// As [`publish`](ServerHandle::publish): on an error none of them went anywhere.
+    pub fn publish_all<M: Into<PreparedMessage>>(
+        &self,
+        topic: &str,
+        except: Option<ClientId>,
+        messages: impl IntoIterator<Item = M>,
+    ) -> Result<BroadcastReport> {
+        let messages: Vec<PreparedMessage> = messages.into_iter().map(Into::into).collect();
+        let registry = &self.shared.registry;
+        if let Some(link) = &registry.link {
+            let envelopes = messages
+                .iter()
+                .map(|m| link.envelope(m))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::invalid_input("only text and binary messages cross the broker")
+                })?;
+            // Reserved first: on an error the messages go nowhere, not only here.
+            let permits = link.reserve_many(envelopes.len())?;
+            let topic: Arc<str> = Arc::from(topic);
+            for (permit, envelope) in permits.zip(envelopes) {
+                permit.send((topic.clone(), envelope));
+            }
+        }
+        Ok(registry.publish_local_all(topic, &messages, except))
+    }
+
     fn publish_inner(
         &self,
         topic: &str,

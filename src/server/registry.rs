@@ -206,6 +206,20 @@ impl Registry {
             .map_or_else(BroadcastReport::default, |s| s.deliver(message, except))
     }
 
+    /// Queues `messages`, in order, for the topic's subscribers on this server.
+    pub(super) fn publish_local_all(
+        &self,
+        topic: &str,
+        messages: &[PreparedMessage],
+        except: Option<ClientId>,
+    ) -> BroadcastReport {
+        self.topics
+            .get(topic)
+            .map_or_else(BroadcastReport::default, |s| {
+                s.deliver_all(messages, except)
+            })
+    }
+
     pub(super) fn subscriber_count(&self, topic: &str) -> usize {
         self.topics.get(topic).map_or(0, |s| s.len())
     }

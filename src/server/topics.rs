@@ -52,6 +52,22 @@ impl Subscribers {
         lock(&self.list).clone()
     }
 
+    /// Queues `messages`, in order, for every member but `except`: one visit per member.
+    pub(super) fn deliver_all(
+        &self,
+        messages: &[PreparedMessage],
+        except: Option<ClientId>,
+    ) -> BroadcastReport {
+        let members = self.snapshot();
+        let mut report = BroadcastReport::default();
+        for (id, outbox) in members.iter() {
+            if Some(*id) != except {
+                outbox.push_all(messages, |delivery| report.count(delivery));
+            }
+        }
+        report
+    }
+
     /// Queues `message` for every member but `except`.
     pub(super) fn deliver(
         &self,

@@ -1,5 +1,6 @@
 //! Output: the bytes owed to the peer, as one buffer or a list for a vectored write.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, BytesMut};
@@ -80,9 +81,16 @@ impl Connection {
         } else if n > 0 {
             self.staging.advance(n);
         }
-        if self.queue.is_empty() && self.staging.is_empty() && self.staging.capacity() > 64 << 10 {
-            // Don't let one large burst pin a large staging buffer on an idle connection.
-            self.staging = BytesMut::new();
+        if self.queue.is_empty() {
+            // Don't let one burst pin its buffers on a connection that goes quiet: a large
+            // staging buffer, or a long list of shared frames (many connections of a fan-out
+            // each holding one).
+            if self.staging.is_empty() && self.staging.capacity() > 64 << 10 {
+                self.staging = BytesMut::new();
+            }
+            if self.queue.capacity() > 16 {
+                self.queue = VecDeque::new();
+            }
         }
     }
 
