@@ -34,7 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
             }
             if let Some(message) = self.close_message.take() {
-                return Poll::Ready(Some(Ok(message)));
+                return Poll::Ready(Some(Ok(*message)));
             }
             if self.conn.awaits_transport_close() {
                 // RFC 6455 §7.1.1: the server closes first; what still arrives is discarded.

@@ -52,12 +52,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                             return Poll::Ready(Some(Ok(message)))
                         }
                         Message::Close(ref frame) => {
-                            self.peer_close = frame.clone();
+                            self.peer_close = frame.clone().map(Box::new);
                             if deliver_control {
                                 // Handed out once the echo is written (see `finish`), so an
                                 // application that drops the connection on seeing it loses
                                 // nothing.
-                                self.close_message = Some(message);
+                                self.close_message = Some(Box::new(message));
                             }
                         }
                         Message::Ping(_) | Message::Pong(_) => {

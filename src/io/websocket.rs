@@ -29,13 +29,13 @@ use crate::proto::prepared::PreparedMessage;
 pub struct WebSocket<S> {
     pub(super) stream: S,
     pub(super) conn: Connection,
-    protocol: Option<String>,
-    extensions: String,
+    protocol: Option<Box<str>>,
+    extensions: Box<str>,
     /// The peer's close frame, once it arrived.
-    pub(super) peer_close: Option<CloseFrame>,
+    pub(super) peer_close: Option<Box<CloseFrame>>,
     /// The peer's close frame as a message, handed out once its echo is written (when control
     /// frames are delivered).
-    pub(super) close_message: Option<Message>,
+    pub(super) close_message: Option<Box<Message>>,
     /// The stream was closed and the outcome reported: `recv` answers `None` from now on.
     pub(super) finished: bool,
     /// The one timer, at the core's next deadline; allocated only while the core keeps one.
@@ -118,11 +118,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let extensions = conn
             .deflate_params()
             .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_boxed_str();
         WebSocket {
             stream,
             conn,
-            protocol,
+            protocol: protocol.map(String::into_boxed_str),
             extensions,
             peer_close: None,
             close_message: None,
@@ -195,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The peer's close frame, once it has arrived (`None` too if it carried no code).
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_ref()
+        self.peer_close.as_deref()
     }
 
     /// Bytes queued but not yet written (the seed's `bufferedAmount`).

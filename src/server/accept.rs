@@ -21,7 +21,9 @@ use crate::proto::connection::{Connection, Role};
 /// verification hook and to the connection handler.
 #[derive(Debug)]
 pub struct ClientInfo {
-    request: http::Request<()>,
+    /// Boxed: a handler keeps its `ClientInfo` in its future for the connection's life, and
+    /// the request head is most of it.
+    request: Box<http::Request<()>>,
     pub(crate) upgrade: UpgradeRequest,
     remote_addr: Option<SocketAddr>,
     pub(crate) protocol: Option<String>,
@@ -331,7 +333,7 @@ pub(crate) async fn decide(
         Err(error) => return refuse(error, &request),
     };
     let mut info = ClientInfo {
-        request,
+        request: Box::new(request),
         upgrade,
         remote_addr,
         protocol: None,

@@ -68,7 +68,8 @@ pub struct HandshakeFailure<'a> {
 /// Server options; built with [`Server::builder`].
 #[derive(Clone)]
 pub struct ServerBuilder {
-    config: Config,
+    /// Shared by every connection (an `Arc`, not a copy each).
+    config: Arc<Config>,
     limits: HandshakeLimits,
     path: Option<String>,
     verify: Option<Arc<VerifyFn>>,
@@ -102,7 +103,7 @@ impl std::fmt::Debug for ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
-            config: Config::default(),
+            config: Arc::new(Config::default()),
             limits: HandshakeLimits::default(),
             path: None,
             verify: None,
@@ -126,7 +127,7 @@ impl Default for ServerBuilder {
 impl ServerBuilder {
     /// Connection options (limits, auto-pong, write buffer) for every accepted client.
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 

@@ -28,6 +28,7 @@ mod receive;
 mod send;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rand::{Rng, SeedableRng};
@@ -87,7 +88,8 @@ struct DeflateState {
 /// The protocol state machine of one connection.
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: a server's connections hold one configuration, not a copy each.
+    config: Arc<Config>,
     read_buf: BytesMut,
     frame: Option<IncomingFrame>,
     message: Option<IncomingMessage>,
@@ -131,9 +133,11 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A connection in the open state. A client draws masking keys from the operating
-    /// system's random source through a ChaCha-based generator.
-    pub fn new(role: Role, config: Config) -> Connection {
+    /// A connection in the open state, with `config` (a `Config`, or an `Arc<Config>` many
+    /// connections share). A client draws masking keys from the operating system's random
+    /// source through a ChaCha-based generator.
+    pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Connection {
+        let config = config.into();
         let mask_generator: Option<MaskGenerator> = match role {
             Role::Client => {
                 let mut rng = rand::rngs::StdRng::from_os_rng();
