@@ -92,17 +92,9 @@ impl Link {
         self.stop.notify_one();
     }
 
-    /// Checks that a publish can go to the broker now, and reserves its place in the queue.
-    pub(crate) fn reserve(&self) -> Result<mpsc::Permit<'_, (Arc<str>, Bytes)>> {
-        self.check_up()?;
-        self.outgoing.try_reserve().map_err(queue_error)
-    }
-
-    /// [`reserve`](Link::reserve) for `n` publishes at once: all or none.
-    pub(crate) fn reserve_many(
-        &self,
-        n: usize,
-    ) -> Result<mpsc::PermitIterator<'_, (Arc<str>, Bytes)>> {
+    /// Checks that `n` publishes can go to the broker now, and reserves their places in the
+    /// queue: all or none.
+    pub(crate) fn reserve(&self, n: usize) -> Result<mpsc::PermitIterator<'_, (Arc<str>, Bytes)>> {
         self.check_up()?;
         self.outgoing.try_reserve_many(n).map_err(queue_error)
     }
@@ -314,14 +306,14 @@ mod tests {
     #[tokio::test]
     async fn publishing_fails_while_the_broker_is_unreachable() {
         let (link, task) = Link::start(Arc::new(Nowhere), Box::new(|_, _| {}));
-        assert!(link.reserve().is_err(), "not connected yet");
+        assert!(link.reserve(1).is_err(), "not connected yet");
         let running = tokio::spawn(task);
         let mut status = link.watch();
         status
             .wait_for(|s| matches!(s, BrokerStatus::Down { .. }))
             .await
             .unwrap();
-        let error = link.reserve().err().unwrap();
+        let error = link.reserve(1).err().unwrap();
         assert_eq!(error.kind(), crate::ErrorKind::Broker);
         assert!(error.to_string().contains("nowhere"), "{error}");
         link.stop();

@@ -376,7 +376,7 @@ impl ServerBuilder {
                     broker,
                     Box::new(move |topic, message| {
                         if let Some(shared) = weak.upgrade() {
-                            shared.registry.publish_local(topic, &message, None);
+                            shared.registry.publish_local(topic, &[message], None);
                         }
                     }),
                 );
@@ -693,7 +693,7 @@ impl ServerHandle {
         topic: &str,
         message: impl Into<PreparedMessage>,
     ) -> Result<BroadcastReport> {
-        self.publish_inner(topic, &message.into(), None)
+        self.publish_slice(topic, &[message.into()], None)
     }
 
     /// [`publish`](ServerHandle::publish) to every subscriber but `except` (typically the
@@ -707,7 +707,7 @@ impl ServerHandle {
         except: ClientId,
         message: impl Into<PreparedMessage>,
     ) -> Result<BroadcastReport> {
-        self.publish_inner(topic, &message.into(), Some(except))
+        self.publish_slice(topic, &[message.into()], Some(except))
     }
 
     /// Publishes several messages to `topic`, in order, to every subscriber but `except` (if
@@ -725,6 +725,16 @@ impl ServerHandle {
         messages: impl IntoIterator<Item = M>,
     ) -> Result<BroadcastReport> {
         let messages: Vec<PreparedMessage> = messages.into_iter().map(Into::into).collect();
+        self.publish_slice(topic, &messages, except)
+    }
+
+    /// Every publish: to the broker first (all or nothing), then to this server's subscribers.
+    fn publish_slice(
+        &self,
+        topic: &str,
+        messages: &[PreparedMessage],
+        except: Option<ClientId>,
+    ) -> Result<BroadcastReport> {
         let registry = &self.shared.registry;
         if let Some(link) = &registry.link {
             let envelopes = messages
@@ -735,31 +745,13 @@ impl ServerHandle {
                     Error::invalid_input("only text and binary messages cross the broker")
                 })?;
             // Reserved first: on an error the messages go nowhere, not only here.
-            let permits = link.reserve_many(envelopes.len())?;
+            let permits = link.reserve(envelopes.len())?;
             let topic: Arc<str> = Arc::from(topic);
             for (permit, envelope) in permits.zip(envelopes) {
                 permit.send((topic.clone(), envelope));
             }
         }
-        Ok(registry.publish_local_all(topic, &messages, except))
-    }
-
-    fn publish_inner(
-        &self,
-        topic: &str,
-        message: &PreparedMessage,
-        except: Option<ClientId>,
-    ) -> Result<BroadcastReport> {
-        let registry = &self.shared.registry;
-        if let Some(link) = &registry.link {
-            let envelope = link.envelope(message).ok_or_else(|| {
-                Error::invalid_input("only text and binary messages cross the broker")
-            })?;
-            // Reserved first: on an error the message goes nowhere, not only here.
-            let permit = link.reserve()?;
-            permit.send((Arc::from(topic), envelope));
-        }
-        Ok(registry.publish_local(topic, message, except))
+        Ok(registry.publish_local(topic, messages, except))
     }
 
     /// How many clients of this server are subscribed to `topic`.

@@ -136,7 +136,7 @@ impl Registry {
         message: &PreparedMessage,
         except: Option<ClientId>,
     ) -> BroadcastReport {
-        self.all.deliver(message, except)
+        self.all.deliver(std::slice::from_ref(message), except)
     }
 
     /// Queues a close frame for every client, whatever its backlog.
@@ -194,20 +194,8 @@ impl Registry {
         }
     }
 
-    /// Queues `message` for the topic's subscribers on this server.
-    pub(super) fn publish_local(
-        &self,
-        topic: &str,
-        message: &PreparedMessage,
-        except: Option<ClientId>,
-    ) -> BroadcastReport {
-        self.topics
-            .get(topic)
-            .map_or_else(BroadcastReport::default, |s| s.deliver(message, except))
-    }
-
     /// Queues `messages`, in order, for the topic's subscribers on this server.
-    pub(super) fn publish_local_all(
+    pub(super) fn publish_local(
         &self,
         topic: &str,
         messages: &[PreparedMessage],
@@ -215,9 +203,7 @@ impl Registry {
     ) -> BroadcastReport {
         self.topics
             .get(topic)
-            .map_or_else(BroadcastReport::default, |s| {
-                s.deliver_all(messages, except)
-            })
+            .map_or_else(BroadcastReport::default, |s| s.deliver(messages, except))
     }
 
     pub(super) fn subscriber_count(&self, topic: &str) -> usize {

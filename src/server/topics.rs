@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::registry::{BroadcastReport, ClientId};
 use crate::io::outbox::Delivery;
-use crate::io::{Outbox, Outgoing};
+use crate::io::Outbox;
 use crate::proto::prepared::PreparedMessage;
 
 pub(super) type Member = (ClientId, Arc<Outbox>);
@@ -53,7 +53,7 @@ impl Subscribers {
     }
 
     /// Queues `messages`, in order, for every member but `except`: one visit per member.
-    pub(super) fn deliver_all(
+    pub(super) fn deliver(
         &self,
         messages: &[PreparedMessage],
         except: Option<ClientId>,
@@ -64,23 +64,6 @@ impl Subscribers {
             if Some(*id) != except {
                 outbox.push_all(messages, |delivery| report.count(delivery));
             }
-        }
-        report
-    }
-
-    /// Queues `message` for every member but `except`.
-    pub(super) fn deliver(
-        &self,
-        message: &PreparedMessage,
-        except: Option<ClientId>,
-    ) -> BroadcastReport {
-        let members = self.snapshot();
-        let mut report = BroadcastReport::default();
-        for (id, outbox) in members.iter() {
-            if Some(*id) == except {
-                continue;
-            }
-            report.count(outbox.push(Outgoing::Data(message.clone())));
         }
         report
     }
