@@ -25,14 +25,7 @@ pub fn run(
     cpu: Option<usize>,
     opts: RelayOpts,
 ) -> Result<(), BoxError> {
-    crate::sys::die_with_parent();
-    if let Some(cpu) = cpu {
-        crate::sys::pin_to_cpu(cpu)?;
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    crate::servers::serve_on_one_thread(cpu, async move {
         match imp {
             "elo" => elo(addr, opts).await,
             "tungstenite" => tungstenite(addr).await,

@@ -55,14 +55,7 @@ pub fn run(
     cpu: Option<usize>,
     tls: Option<ServerTls>,
 ) -> Result<(), BoxError> {
-    crate::sys::die_with_parent();
-    if let Some(cpu) = cpu {
-        crate::sys::pin_to_cpu(cpu)?;
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    serve_on_one_thread(cpu, async move {
         match imp {
             Impl::Elo => elo(addr, tls).await,
             Impl::Tungstenite => tungstenite(addr, tls).await,
@@ -70,6 +63,22 @@ pub fn run(
             Impl::Baseline => Err("the baseline runs as `elo` in its own binary".into()),
         }
     })
+}
+
+/// Runs a server process's future on one tokio `current_thread` runtime, pinned to `cpu`,
+/// dying with the load generator.
+pub(crate) fn serve_on_one_thread(
+    cpu: Option<usize>,
+    server: impl std::future::Future<Output = Result<(), BoxError>>,
+) -> Result<(), BoxError> {
+    crate::sys::die_with_parent();
+    if let Some(cpu) = cpu {
+        crate::sys::pin_to_cpu(cpu)?;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(server)
 }
 
 pub(crate) fn ready(addr: SocketAddr) {

@@ -69,21 +69,37 @@ impl Broker {
         format!("{}://127.0.0.1:{}", self.kind, self.port)
     }
 
-    /// Starts it (again) on its port, and waits until it accepts connections.
+    /// Starts it (again) on its port, and waits for the line it logs once it accepts
+    /// connections (Redis on stdout, NATS on stderr).
     fn restart(&mut self) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/brokers/run.sh");
-        let child = Command::new("bash")
+        let mut child = Command::new("bash")
             .arg(script)
             .args([self.kind, &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the broker");
+        let (lines, read) = std::sync::mpsc::channel();
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let lines = lines.clone();
+            // Drained to the end, so the broker never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+        }
         self.child = Some(child);
-        let deadline = Instant::now() + LIMIT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "{} did not start", self.kind);
-            std::thread::sleep(Duration::from_millis(20));
+        loop {
+            let line = read
+                .recv_timeout(LIMIT)
+                .unwrap_or_else(|_| panic!("{} did not start", self.kind));
+            if line.contains("Ready to accept connections") || line.contains("Server is ready") {
+                return;
+            }
         }
     }
 
@@ -106,7 +122,14 @@ impl Drop for Broker {
 struct Node {
     child: Child,
     addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
+}
+
+/// A node's stderr lines, and a wake-up for each new one.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: tokio::sync::Notify,
 }
 
 impl Node {
@@ -124,12 +147,13 @@ impl Node {
             .unwrap();
         let url = first.trim().strip_prefix("listening on ws://").unwrap();
         let addr = url.trim_end_matches('/').parse().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Log::default());
         let lines = log.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
+                lines.lines.lock().unwrap().push(line);
+                lines.grew.notify_waiters();
             }
         });
         Node { child, addr, log }
@@ -139,24 +163,25 @@ impl Node {
     async fn wait_for(&self, needle: &str, nth: usize) {
         let found = timeout(LIMIT, async {
             loop {
-                let count = self
-                    .log
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|l| l.contains(needle))
-                    .count();
-                if count > nth {
+                // Registered before the lines are read: a line added meanwhile still wakes it.
+                let grew = self.log.grew.notified();
+                tokio::pin!(grew);
+                grew.as_mut().enable();
+                let seen = {
+                    let lines = self.log.lines.lock().unwrap();
+                    lines.iter().filter(|l| l.contains(needle)).count()
+                };
+                if seen > nth {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                grew.await;
             }
         })
         .await;
         assert!(
             found.is_ok(),
             "no {needle:?} in {:#?}",
-            self.log.lock().unwrap()
+            self.log.lines.lock().unwrap()
         );
     }
 

@@ -10,7 +10,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 case ${1:-}:${2:-} in
     redis:[0-9]*)
         exec redis-server --bind 127.0.0.1 --port "$2" --save "" --appendonly no \
-            --daemonize no --protected-mode yes --loglevel warning --logfile ""
+            --daemonize no --protected-mode yes --loglevel notice --logfile ""
         ;;
     nats:[0-9]*)
         exec nats-server --addr 127.0.0.1 --port "$2" --no_advertise

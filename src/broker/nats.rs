@@ -29,8 +29,10 @@ impl NatsBroker {
 fn subject(topic: &str) -> String {
     let mut subject = String::with_capacity(5 + topic.len() * 2);
     subject.push_str("elo.t");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in topic.bytes() {
-        subject.push_str(&format!("{byte:02x}"));
+        subject.push(char::from(HEX[usize::from(byte >> 4)]));
+        subject.push(char::from(HEX[usize::from(byte & 15)]));
     }
     subject
 }
