@@ -97,6 +97,40 @@ impl Heartbeat {
     }
 }
 
+impl Config {
+    /// Checks that the values can work: every size limit and the heartbeat's times above zero
+    /// (a zero heartbeat interval would ping as fast as the peer answers; a zero limit refuses
+    /// every message). Server start, client connect and
+    /// [`WebSocket::try_from_raw`](crate::WebSocket::try_from_raw) call it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), naming the first value out
+    /// of range.
+    pub fn validate(&self) -> crate::Result<()> {
+        let check = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(crate::Error::invalid_input(format!("Config: {what}")))
+            }
+        };
+        check(self.max_message_size > 0, "max_message_size must be above 0")?;
+        check(self.max_frame_size > 0, "max_frame_size must be above 0")?;
+        check(self.max_fragments > 0, "max_fragments must be above 0")?;
+        if let Some(heartbeat) = &self.heartbeat {
+            check(
+                !heartbeat.interval.is_zero(),
+                "heartbeat interval must be above 0",
+            )?;
+            check(
+                !heartbeat.timeout.is_zero(),
+                "heartbeat timeout must be above 0",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -128,6 +162,27 @@ pub struct HandshakeLimits {
     /// Time allowed for the whole handshake; a peer that trickles its head or never finishes it
     /// is dropped. Default: 10 s.
     pub timeout: Duration,
+}
+
+impl HandshakeLimits {
+    /// Checks that a handshake can succeed within the limits: a head of at least 256 bytes, at
+    /// least one header, a timeout above zero. Server start and client connect call it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), naming the first value out
+    /// of range.
+    pub fn validate(&self) -> crate::Result<()> {
+        let check = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(crate::Error::invalid_input(format!("HandshakeLimits: {what}")))
+            }
+        };
+        check(self.max_head_size >= 256, "max_head_size must be at least 256")?;
+        check(self.max_headers > 0, "max_headers must be above 0")?;
+        check(!self.timeout.is_zero(), "timeout must be above 0")
+    }
 }
 
 impl Default for HandshakeLimits {

@@ -11,6 +11,7 @@ mod browser;
 mod byte_stream;
 mod client_options;
 mod client_server;
+mod config_checks;
 mod deflate;
 mod examples;
 mod fanout;

@@ -285,6 +285,7 @@ impl ClientBuilder {
     /// [`ErrorKind::Handshake`](crate::ErrorKind::Handshake), with
     /// [`Error::http_response`] holding the server's answer when it wasn't `101`.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket<ClientStream>, Response<()>)> {
+        self.validate()?;
         let timeout = self.limits.timeout;
         match tokio::time::timeout(timeout, self.connect_inner(url)).await {
             Ok(result) => result,
@@ -399,6 +400,7 @@ impl ClientBuilder {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.validate()?;
         let (uri, credentials) = take_user_info(parse_url(url)?)?;
         let mut headers = self.headers.clone();
         add_basic_auth(&mut headers, credentials);
@@ -413,6 +415,20 @@ impl ClientBuilder {
         }
     }
 
+    /// Checks the options before a connection is tried: a value that can't work is a clear
+    /// error, not a hang or a flood.
+    fn validate(&self) -> Result<()> {
+        if self.version != 13 && self.version != 8 {
+            return Err(Error::invalid_input("protocol version must be 13 or 8"));
+        }
+        self.config.validate()?;
+        self.limits.validate()?;
+        if let Some(deflate) = &self.deflate {
+            deflate.validate().map_err(Error::invalid_input)?;
+        }
+        Ok(())
+    }
+
     async fn handshake_with<S>(
         &self,
         mut stream: S,
@@ -422,12 +438,6 @@ impl ClientBuilder {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if self.version != 13 && self.version != 8 {
-            return Err(Error::invalid_input("protocol version must be 13 or 8"));
-        }
-        if let Some(deflate) = &self.deflate {
-            deflate.validate().map_err(Error::invalid_input)?;
-        }
         let offer = self.deflate.as_ref().map(negotiation::offer_header);
         let key = generate_key();
         let request = build_request(&ClientRequest {

@@ -140,6 +140,8 @@ impl Outbox {
     /// connection's state for all of them), telling `each` what happened to each.
     pub(crate) fn push_all(&self, messages: &[PreparedMessage], mut each: impl FnMut(Delivery)) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // One allocation for the batch, not the queue's doublings.
+        inner.queue.reserve(messages.len());
         for message in messages {
             each(self.push_locked(&mut inner, Outgoing::Data(message.clone())));
         }

@@ -101,8 +101,30 @@ impl<S> std::fmt::Debug for WebSocket<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake is already done.
+    ///
+    /// # Panics
+    /// If `config` fails [`Config::validate`] (a programming error, reported with what is
+    /// wrong); [`try_from_raw`](WebSocket::try_from_raw) returns it as an error instead.
     pub fn from_raw(stream: S, role: Role, config: Config) -> WebSocket<S> {
-        WebSocket::from_parts(stream, Connection::new(role, config), BytesMut::new(), None)
+        match WebSocket::try_from_raw(stream, role, config) {
+            Ok(ws) => ws,
+            Err(error) => panic!("WebSocket::from_raw: {error}"),
+        }
+    }
+
+    /// [`from_raw`](WebSocket::from_raw), with the configuration checked first.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `config` fails
+    /// [`Config::validate`].
+    pub fn try_from_raw(stream: S, role: Role, config: Config) -> crate::Result<WebSocket<S>> {
+        config.validate()?;
+        Ok(WebSocket::from_parts(
+            stream,
+            Connection::new(role, config),
+            BytesMut::new(),
+            None,
+        ))
     }
 
     /// Wraps a stream and a protocol core; `leftover` holds bytes read past the handshake.

@@ -325,6 +325,16 @@ pub(crate) async fn decide(
             remote_addr,
         ))
     };
+    // Options built without `bind` (hyper, axum, `accept`) are checked here; the client
+    // isn't told what is wrong with the server.
+    if let Err(error) = options.validate() {
+        return Decision::Refuse(Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            error,
+        });
+    }
     if !options.handles_head(&request) {
         return refuse(HandshakeError::PathNotFound, &request);
     }

@@ -334,7 +334,11 @@ impl ServerBuilder {
         Ok(stream)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the options at the point of use (bind, accept, and each upgrade decision), so a
+    /// value that can't work is a clear error rather than a hang or a flood.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.config.validate()?;
+        self.limits.validate()?;
         if let Some(deflate) = &self.deflate {
             deflate.validate().map_err(Error::invalid_input)?;
         }
