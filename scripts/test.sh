@@ -18,6 +18,7 @@
 #      STEPS_JOBS  Autobahn runs side by side (default 2): each keeps one core busy, wstest's
 #                  Python and our peer taking turns, so one per core.
 #      AUTOBAHN_LIMIT  seconds one Autobahn run may take (default 900; its step gets 100 more).
+#      FUZZ_SECONDS    seconds each fuzz target runs (default 10; scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=lib/steps.sh
@@ -114,6 +115,14 @@ install_chromium() {
     apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 }
 
+install_cargo_fuzz() {
+    if cargo fuzz --version >/dev/null 2>&1; then
+        cargo fuzz --version
+        return 0
+    fi
+    cargo install --locked cargo-fuzz --version 0.13.2
+}
+
 install_nextest() {
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest --version | head -n 1
@@ -158,6 +167,7 @@ step "install: Python websockets peer" 600 install_python_peer
 step "install: Chromium" 1200 install_chromium
 step "install: Autobahn runners (wstest, kosoku)" 1200 bash scripts/conformance/install.sh
 step "install: cargo-nextest" 1200 install_nextest
+step "install: cargo-fuzz" 1200 install_cargo_fuzz
 step "install: brokers (redis-server, nats-server)" 600 bash scripts/brokers/install.sh
 step "start: proxies (tinyproxy, dante, microsocks)" 600 bash scripts/proxies/start.sh
 
@@ -217,6 +227,9 @@ step "cargo test: library, integration, CLI (nextest)" 1200 \
 step "cargo test: doc tests" 900 cargo test --profile "$PROFILE" "${PACKAGES[@]}" --doc
 step "cargo test: bench statistics and frames (no peers)" 600 \
     cargo test --profile "$PROFILE" -p elo-bench --no-default-features
+# A short run of every fuzz target on top of the committed seeds (the long runs are by hand:
+# scripts/fuzz.sh SECONDS).
+step "fuzz: every target, ${FUZZ_SECONDS:-10} s each" 900 bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 
 steps_wait
 count=517

@@ -114,7 +114,10 @@ impl Config {
                 Err(crate::Error::invalid_input(format!("Config: {what}")))
             }
         };
-        check(self.max_message_size > 0, "max_message_size must be above 0")?;
+        check(
+            self.max_message_size > 0,
+            "max_message_size must be above 0",
+        )?;
         check(self.max_frame_size > 0, "max_frame_size must be above 0")?;
         check(self.max_fragments > 0, "max_fragments must be above 0")?;
         if let Some(heartbeat) = &self.heartbeat {
@@ -176,10 +179,15 @@ impl HandshakeLimits {
             if ok {
                 Ok(())
             } else {
-                Err(crate::Error::invalid_input(format!("HandshakeLimits: {what}")))
+                Err(crate::Error::invalid_input(format!(
+                    "HandshakeLimits: {what}"
+                )))
             }
         };
-        check(self.max_head_size >= 256, "max_head_size must be at least 256")?;
+        check(
+            self.max_head_size >= 256,
+            "max_head_size must be at least 256",
+        )?;
         check(self.max_headers > 0, "max_headers must be above 0")?;
         check(!self.timeout.is_zero(), "timeout must be above 0")
     }

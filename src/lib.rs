@@ -93,6 +93,10 @@ pub mod internals {
     pub use crate::proto::mask::{apply_mask, apply_mask_naive};
 }
 
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use client::{connect, ClientBuilder};
 pub use config::{Config, HandshakeLimits};
 pub use error::{Error, ErrorKind, HandshakeError, ProtocolError, ProxyFailure, Result};

@@ -7,9 +7,7 @@ use std::time::Duration;
 use enim_labore_occaecati::client::ClientStream;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::{ClientId, Server, ServerHandle, SlowPolicy};
-use enim_labore_occaecati::{
-    ClientBuilder, Config, Message, PreparedMessage, WebSocket,
-};
+use enim_labore_occaecati::{ClientBuilder, Config, Message, PreparedMessage, WebSocket};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -306,8 +304,8 @@ async fn a_close_frame_passes_a_full_backlog() {
 #[tokio::test]
 async fn publishing_with_a_broker_down_is_an_error_and_delivers_nothing() {
     use enim_labore_occaecati::broker::redis::RedisBroker;
-    use enim_labore_occaecati::ErrorKind;
     use enim_labore_occaecati::server::BrokerStatus;
+    use enim_labore_occaecati::ErrorKind;
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -16,12 +16,14 @@ mod deflate;
 mod examples;
 mod fanout;
 mod fragments;
+mod fuzz_inputs;
 mod guide;
 mod heartbeat;
 #[cfg(feature = "axum")]
 mod hyper_axum;
 mod interop_deflate;
 mod interop_node;
+mod known_attacks;
 mod limits;
 mod pause;
 mod proxy;

@@ -12,9 +12,9 @@
 //! ```
 
 mod dial;
-mod proxy;
+pub(crate) mod proxy;
 mod redirect;
-mod url;
+pub(crate) mod url;
 
 pub use dial::IpFamily;
 pub use redirect::RedirectHop;

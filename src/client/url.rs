@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 /// Where a URL says to connect.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Target {
+pub(crate) enum Target {
     Tcp {
         host: String,
         port: u16,
@@ -18,17 +18,17 @@ pub(super) enum Target {
     Unix(std::path::PathBuf),
 }
 
-pub(super) fn is_secure(uri: &Uri) -> bool {
+pub(crate) fn is_secure(uri: &Uri) -> bool {
     matches!(uri.scheme_str(), Some("wss") | Some("https"))
 }
 
 /// The URL's port, or its scheme's default.
-pub(super) fn effective_port(uri: &Uri) -> u16 {
+pub(crate) fn effective_port(uri: &Uri) -> u16 {
     uri.port_u16()
         .unwrap_or(if is_secure(uri) { 443 } else { 80 })
 }
 
-pub(super) fn tcp_target(uri: &Uri) -> Target {
+pub(crate) fn tcp_target(uri: &Uri) -> Target {
     Target::Tcp {
         host: uri
             .host()
@@ -43,7 +43,7 @@ pub(super) fn tcp_target(uri: &Uri) -> Target {
 
 /// The URL a connection was made to, for [`WebSocket::url`](crate::WebSocket::url): the request URL, or the
 /// `ws+unix:` spelling for a Unix socket.
-pub(super) fn display_url(target: &Target, uri: &Uri) -> String {
+pub(crate) fn display_url(target: &Target, uri: &Uri) -> String {
     match target {
         Target::Unix(path) => {
             let request = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -54,11 +54,11 @@ pub(super) fn display_url(target: &Target, uri: &Uri) -> String {
 }
 
 /// A user name and password from a URL's user info, percent-decoded.
-pub(super) type Credentials = (Vec<u8>, Vec<u8>);
+pub(crate) type Credentials = (Vec<u8>, Vec<u8>);
 
 /// Splits the user info (`user:password@`) off a URL: the URL without it, and the
 /// percent-decoded user name and password (empty when missing, as in `ws://user@host/`).
-pub(super) fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
+pub(crate) fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
     let Some((user_info, host)) = uri
         .authority()
         .and_then(|authority| authority.as_str().rsplit_once('@'))
@@ -76,7 +76,7 @@ pub(super) fn take_user_info(uri: Uri) -> Result<(Uri, Option<Credentials>)> {
 
 /// Sends URL credentials as `Authorization: Basic …`, unless an `Authorization` header is
 /// already there (the caller's, or an earlier hop's): the first one wins, as in curl.
-pub(super) fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Credentials>) {
+pub(crate) fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Credentials>) {
     let Some((user, password)) = credentials else {
         return;
     };
@@ -93,7 +93,7 @@ pub(super) fn add_basic_auth(headers: &mut HeaderMap, credentials: Option<Creden
 /// Where to connect and the URL to request: `ws+unix:/path/to/socket:/request/path` (the
 /// seed's spelling; the request path defaults to `/`) names a Unix socket, anything else goes
 /// through [`parse_url`].
-pub(super) fn parse_target(url: &str) -> Result<(Target, Uri)> {
+pub(crate) fn parse_target(url: &str) -> Result<(Target, Uri)> {
     if let Some(rest) = url.strip_prefix("ws+unix:") {
         let (socket, path) = match rest.split_once(':') {
             Some((socket, path)) => (socket, path),
@@ -120,7 +120,7 @@ pub(super) fn parse_target(url: &str) -> Result<(Target, Uri)> {
 
 /// Parses a `ws://`/`wss://` URL (`http://` and `https://` are taken as their WebSocket
 /// equivalents, as in the seed).
-pub(super) fn parse_url(url: &str) -> Result<Uri> {
+pub(crate) fn parse_url(url: &str) -> Result<Uri> {
     let uri: Uri = url
         .parse()
         .map_err(|_| Error::invalid_input(format!("invalid URL: {url:?}")))?;
@@ -139,7 +139,7 @@ pub(super) fn parse_url(url: &str) -> Result<Uri> {
 }
 
 /// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is).
-pub(super) fn percent_decode_bytes(s: &str) -> Vec<u8> {
+pub(crate) fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -159,7 +159,7 @@ pub(super) fn percent_decode_bytes(s: &str) -> Vec<u8> {
 }
 
 /// The token of `Basic` authentication (RFC 7617): base64 of `user:password`.
-pub(super) fn basic_token(user: &[u8], password: &[u8]) -> String {
+pub(crate) fn basic_token(user: &[u8], password: &[u8]) -> String {
     let mut pair = Vec::with_capacity(user.len() + 1 + password.len());
     pair.extend_from_slice(user);
     pair.push(b':');

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    enim_labore_occaecati::fuzzing::close_payload(data);
+});

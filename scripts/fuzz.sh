@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (two at a time, one per core) and fails on any
+# crash, panic, timeout or out-of-memory report. Findings are kept in fuzz/artifacts/TARGET/;
+# each found input becomes a regression test (tests/fuzz_regressions.rs).
+#
+#   scripts/fuzz.sh SECONDS [TARGET...]
+#
+# libFuzzer through cargo-fuzz, on this machine's stable toolchain: `-s none` (the sanitizers
+# need a nightly compiler). Safe Rust needs no AddressSanitizer for memory safety; panics,
+# arithmetic overflow (debug assertions are on), hangs (-timeout) and memory growth
+# (-rss_limit_mb, -malloc_limit_mb) are what the run catches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
+shift
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+cd fuzz
+cargo fuzz build -s none -O --debug-assertions
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo fuzz list)
+fi
+bin=target/x86_64-unknown-linux-gnu/release
+jobs="${FUZZ_JOBS:-$(nproc)}"
+logs=$(mktemp -d)
+
+run_one() {
+  local target="$1"
+  mkdir -p "corpus/$target" "artifacts/$target"
+  # The committed seeds are read, never written: new inputs go to corpus/.
+  "$bin/$target" "corpus/$target" "seeds/$target" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+    -max_len=8192 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
+    >"$logs/$target.log" 2>&1
+}
+
+failed=0
+declare -A status
+# In batches of $jobs, each waited for by its own pid: every exit status is kept.
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  batch=("${targets[@]:i:jobs}")
+  declare -A pids=()
+  for target in "${batch[@]}"; do
+    run_one "$target" &
+    pids[$target]=$!
+  done
+  for target in "${batch[@]}"; do
+    if wait "${pids[$target]}"; then status[$target]=ok; else status[$target]=FAILED; fi
+  done
+done
+
+printf '| target | seconds | executions | exec/s | coverage | result |\n|---|---:|---:|---:|---:|---|\n'
+for target in "${targets[@]}"; do
+  result="${status[$target]}"
+  [ "$result" = ok ] || failed=1
+  log="$logs/$target.log"
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "${execs:-?}" "${rate:-?}" \
+    "${cov:-?}" "$result"
+  if [ "$result" = FAILED ]; then
+    echo "--- $target: the end of its log" >&2
+    tail -40 "$log" >&2
+  fi
+done
+rm -rf "$logs"
+exit "$failed"
