@@ -9,6 +9,7 @@ mod support;
 
 mod browser;
 mod byte_stream;
+mod cancel_safety;
 mod client_options;
 mod client_server;
 mod config_checks;

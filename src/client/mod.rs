@@ -50,6 +50,9 @@ use crate::proto::connection::{Connection, Role};
 ///
 /// # Errors
 /// As [`ClientBuilder::connect`].
+///
+/// # Cancel safety
+/// As [`ClientBuilder::connect`].
 pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response<()>)> {
     ClientBuilder::new().connect(url).await
 }
@@ -284,6 +287,9 @@ impl ClientBuilder {
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), or
     /// [`ErrorKind::Handshake`](crate::ErrorKind::Handshake), with
     /// [`Error::http_response`] holding the server's answer when it wasn't `101`.
+    ///
+    /// # Cancel safety
+    /// Dropped before it finishes, the half-made connection is closed; nothing is left behind.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket<ClientStream>, Response<()>)> {
         self.validate()?;
         let timeout = self.limits.timeout;
@@ -396,6 +402,9 @@ impl ClientBuilder {
     ///
     /// # Errors
     /// As [`connect`](ClientBuilder::connect), without redirects.
+    ///
+    /// # Cancel safety
+    /// Dropped before it finishes, the half-made connection is closed; nothing is left behind.
     pub async fn connect_on<S>(&self, stream: S, url: &str) -> Result<(WebSocket<S>, Response<()>)>
     where
         S: AsyncRead + AsyncWrite + Unpin,

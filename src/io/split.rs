@@ -61,7 +61,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
     /// As [`WebSocket::recv`].
     ///
     /// # Cancel safety
-    /// Cancel-safe.
+    /// Cancel-safe: a message is handed out only by the poll that returns it.
     pub async fn recv(&mut self) -> Result<Option<Message>> {
         poll_fn(|cx| lock(&self.shared).poll_recv(cx))
             .await
@@ -97,6 +97,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     ///
     /// # Errors
     /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// As [`WebSocket::send`].
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         self.feed(message).await?;
         self.flush().await
@@ -106,6 +110,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     ///
     /// # Errors
     /// As [`WebSocket::send`].
+    ///
+    /// # Cancel safety
+    /// As [`WebSocket::feed`].
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn feed(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         poll_fn(|cx| lock(&self.shared).poll_ready_send(cx)).await?;
@@ -116,6 +124,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     ///
     /// # Errors
     /// An I/O error.
+    ///
+    /// # Cancel safety
+    /// As [`WebSocket::flush`].
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn flush(&self) -> Result<()> {
         poll_fn(|cx| lock(&self.shared).poll_write_out(cx)).await
     }
@@ -124,6 +136,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     ///
     /// # Errors
     /// As [`WebSocket::close`], without the wait.
+    ///
+    /// # Cancel safety
+    /// The first poll queues the close frame; a later `close` or `flush` writes it.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
         lock(&self.shared).conn.send_close(frame.as_ref())?;
         self.flush().await

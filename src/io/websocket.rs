@@ -310,7 +310,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// message, or an I/O error.
     ///
     /// # Cancel safety
-    /// If dropped after the message was queued, it is still written by later calls.
+    /// The first poll queues the message whole unless the write buffer is over its mark; once
+    /// queued it is written by later calls, even if this future is dropped. See the
+    /// [table](crate#concurrency-and-cancel-safety).
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.feed(message).await?;
         self.flush().await
@@ -321,6 +323,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send).
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send): queued whole or not at all.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub fn feed(&mut self, message: impl Into<Message>) -> Feed<'_, S> {
         Feed {
             ws: self,
@@ -333,6 +339,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send).
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send_with_compression(
         &mut self,
         message: impl Into<Message>,
@@ -350,6 +360,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send), and while a fragmented message is being sent.
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         self.feed_prepared(message).await?;
         self.flush().await
@@ -360,6 +374,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send_prepared`](WebSocket::send_prepared).
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         poll_fn(|cx| self.poll_ready_send(cx)).await?;
         self.conn.send_prepared(message).map_err(Error::from)
@@ -369,6 +387,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send), and when a message of the other kind is in progress.
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send), per fragment: queued if polled once while
+    /// [`buffered_amount`](WebSocket::buffered_amount) was under the mark.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send_fragment(
         &mut self,
         kind: DataKind,
@@ -386,6 +409,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send_fragment`](WebSocket::send_fragment).
+    ///
+    /// # Cancel safety
+    /// As [`send_fragment`](WebSocket::send_fragment).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send_fragment_with_compression(
         &mut self,
         kind: DataKind,
@@ -404,6 +431,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send`](WebSocket::send); the payload may have at most 125 bytes.
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn ping(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
         self.send(Message::Ping(payload.into())).await
     }
@@ -412,6 +443,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// As [`ping`](WebSocket::ping).
+    ///
+    /// # Cancel safety
+    /// As [`send`](WebSocket::send).
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn pong(&mut self, payload: impl Into<bytes::Bytes>) -> Result<()> {
         self.send(Message::Pong(payload.into())).await
     }
@@ -420,6 +455,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// # Errors
     /// An I/O error.
+    ///
+    /// # Cancel safety
+    /// What was written stays written; the rest stays queued.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn flush(&mut self) -> Result<()> {
         poll_fn(|cx| self.poll_write_out(cx)).await
     }
@@ -433,6 +472,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// sent or a reason over 123 bytes; [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if
     /// the peer didn't answer in time (the stream is then closed); I/O and protocol errors met
     /// while waiting.
+    ///
+    /// # Cancel safety
+    /// The first poll queues the close frame; the next `close` or `recv` goes on with the
+    /// handshake, within the deadline that started then.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         if !self.conn.close_sent() {
             self.conn.send_close(frame.as_ref())?;
@@ -443,6 +487,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Drops the connection at once, without a close handshake (the seed's `terminate`).
+    ///
+    /// # Cancel safety
+    /// If dropped, the stream may stay open until the `WebSocket` is dropped.
+    /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn terminate(&mut self) {
         self.finished = true;
         self.timer = None;

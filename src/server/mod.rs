@@ -402,6 +402,9 @@ impl ServerBuilder {
     ///
     /// # Errors
     /// The handshake failed or was rejected; the error response was written.
+    ///
+    /// # Cancel safety
+    /// Dropped before it finishes, the stream is dropped with it; nothing is registered.
     pub async fn accept<S>(
         &self,
         stream: S,
