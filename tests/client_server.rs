@@ -168,8 +168,11 @@ async fn broadcast_to_all_and_all_but_one_then_shutdown() {
     let url = format!("ws://{}", server.local_addr().unwrap());
     let handle = server.handle();
     let for_handler = handle.clone();
+    // Each handler says it runs: its client is registered by then.
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
     let server_task = tokio::spawn(server.serve(move |mut ws, client| {
         let handle = for_handler.clone();
+        let _ = started_tx.send(());
         async move {
             while let Ok(Some(message)) = ws.recv().await {
                 if let Some(text) = message.as_text() {
@@ -183,11 +186,8 @@ async fn broadcast_to_all_and_all_but_one_then_shutdown() {
     for _ in 0..3 {
         clients.push(connect(&url).await.unwrap().0);
     }
-    for _ in 0..100 {
-        if handle.client_count() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for _ in 0..3 {
+        started.recv().await.unwrap();
     }
     assert_eq!(handle.client_count(), 3);
 

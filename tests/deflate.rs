@@ -223,47 +223,68 @@ async fn compressed_text_must_inflate_to_utf8() {
 }
 
 /// Idle compressors are compacted to their history and rebuilt on the next message: the
-/// context carries over, as the peer's inflater (ours, then the seed library's zlib) checks.
-#[tokio::test]
+/// context carries over, as the peer's inflater checks. Against our server on the paused clock
+/// (exactly past both compaction delays), and against the seed library's zlib on real time.
+#[tokio::test(start_paused = true)]
 async fn idle_compaction_keeps_the_context() {
+    let deflate = compaction_config();
+    let server = Server::builder().deflate(deflate.clone());
+    let client = ClientBuilder::new().deflate(Some(deflate));
+    let (mut ws, mut peer) = common::pipe_pair(&server, &client).await;
+    let echo = tokio::spawn(async move {
+        while let Ok(Some(message)) = peer.recv().await {
+            peer.send(message).await.unwrap();
+        }
+    });
+    compacted_rounds(&mut ws, "our server").await;
+    echo.await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_compaction_keeps_the_context_with_the_seed_library() {
+    if !common::node::available("idle_compaction_keeps_the_context_with_the_seed_library") {
+        return;
+    }
+    let peer = common::node::server(&["--deflate-options", r#"{"threshold":0}"#]).await;
+    let url = format!("ws://127.0.0.1:{}/", peer.port);
+    let _node = peer.drain();
+    let (mut ws, _) = ClientBuilder::new()
+        .deflate(Some(compaction_config()))
+        .connect(&url)
+        .await
+        .unwrap();
+    compacted_rounds(&mut ws, &url).await;
+}
+
+fn compaction_config() -> DeflateConfig {
     let mut deflate = DeflateConfig::default();
     deflate.compact_idle_after = Some(Duration::from_millis(40));
     deflate.threshold = 0;
-    let ours = deflate_echo_server(deflate.clone(), Config::default()).await;
-    let mut urls = vec![format!("ws://{ours}/")];
-    let _node = if common::node::available("idle_compaction_keeps_the_context") {
-        let options = r#"{"threshold":0}"#;
-        let peer = common::node::server(&["--deflate-options", options]).await;
-        urls.push(format!("ws://127.0.0.1:{}/", peer.port));
-        Some(peer.drain())
-    } else {
-        None
-    };
-    for url in urls {
-        let (mut ws, _) = ClientBuilder::new()
-            .deflate(Some(deflate.clone()))
-            .connect(&url)
-            .await
-            .unwrap();
-        assert!(ws.extensions().starts_with("permessage-deflate"), "{url}");
-        let base = compressible(20_000);
-        for round in 0..4 {
-            // Each message repeats the last one: compressed, it is mostly back-references
-            // into the previous message, across a compaction on both sides.
-            let mut message = base.clone();
-            message.extend_from_slice(format!(" round {round}").as_bytes());
-            ws.send(message.clone()).await.unwrap();
-            assert_eq!(
-                ws.recv().await.unwrap(),
-                Some(Message::binary(message)),
-                "{url} round {round}"
-            );
-            // Long enough for both compressors to be compacted (two delays at most).
-            let idle = tokio::time::timeout(Duration::from_millis(150), ws.recv()).await;
-            assert!(idle.is_err(), "{idle:?}");
-        }
-        ws.close(None).await.unwrap();
+    deflate
+}
+
+/// Four messages, each repeating the last (compressed, mostly back-references into it), with
+/// an idle time between them long enough for both compressors to be compacted.
+async fn compacted_rounds<S>(ws: &mut enim_labore_occaecati::WebSocket<S>, peer: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    assert!(ws.extensions().starts_with("permessage-deflate"), "{peer}");
+    let base = compressible(20_000);
+    for round in 0..4 {
+        let mut message = base.clone();
+        message.extend_from_slice(format!(" round {round}").as_bytes());
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::binary(message)),
+            "{peer} round {round}"
+        );
+        // Two compaction delays at most.
+        let idle = tokio::time::timeout(Duration::from_millis(150), ws.recv()).await;
+        assert!(idle.is_err(), "{idle:?}");
     }
+    ws.close(None).await.unwrap();
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ fn serve_path_and_max_payload() {
 
 #[test]
 fn broadcast_relays_to_the_other_clients_only() {
-    let server = serve(&["--mode", "broadcast"]);
+    let mut server = serve(&["--mode", "broadcast"]);
     // The listener waits for one message without sending any.
     let mut listener = Command::new(ELO)
         .args(["connect", &server.url, "-w", "1", "--timeout", "10"])
@@ -139,9 +139,17 @@ fn broadcast_relays_to_the_other_clients_only() {
         .read_line(&mut connected)
         .unwrap();
     assert!(connected.starts_with("connected to"), "{connected}");
-    // The server registers a client just after its handshake: leave it a moment so the
-    // broadcast can't overtake the registration.
-    std::thread::sleep(Duration::from_millis(100));
+    // The server subscribes a client just after its handshake, and then logs it: the
+    // broadcast can't overtake the subscription once the log line is out.
+    let mut server_log = BufReader::new(server.child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("] connected") {
+        line.clear();
+        assert!(
+            server_log.read_line(&mut line).unwrap() > 0,
+            "server log ended"
+        );
+    }
     // The sender gets nothing back: broadcast skips it.
     let output = elo(&[
         "connect",

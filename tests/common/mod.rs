@@ -369,3 +369,22 @@ pub fn cpu_time() -> Option<Duration> {
     let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
     (status == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
 }
+
+/// A client and a server connected through an in-memory pipe by the real handshakes
+/// (`ServerBuilder::accept`, `ClientBuilder::connect_on`): for tests on tokio's paused clock,
+/// which advances only when every task waits, so timings are exact and machine load can't
+/// move them. Answers (client, server).
+pub async fn pipe_pair(
+    server: &ServerBuilder,
+    client: &enim_labore_occaecati::ClientBuilder,
+) -> (
+    enim_labore_occaecati::WebSocket<tokio::io::DuplexStream>,
+    enim_labore_occaecati::WebSocket<tokio::io::DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(256 << 10);
+    let (client, server) = tokio::join!(
+        client.connect_on(a, "ws://localhost/"),
+        server.accept(b, None)
+    );
+    (client.unwrap().0, server.unwrap().0)
+}
