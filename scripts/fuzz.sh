@@ -31,10 +31,21 @@ run_one() {
   local target="$1"
   mkdir -p "corpus/$target" "artifacts/$target"
   # The committed seeds are read, never written: new inputs go to corpus/.
-  "$bin/$target" "corpus/$target" "seeds/$target" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-    -max_len=8192 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
-    >"$logs/$target.log" 2>&1
+  # In a subshell whose `times` then gives the fuzzer's CPU time (user, system).
+  (
+    status=0
+    "$bin/$target" "corpus/$target" "seeds/$target" \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+      -max_len=8192 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
+      >"$logs/$target.log" 2>&1 || status=$?
+    times >"$logs/$target.cpu"
+    exit "$status"
+  )
+}
+
+# "0m1.5s 0m0.25s" (user, system) -> whole seconds of CPU.
+cpu_seconds() {
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] } printf "%d", s }' "$1"
 }
 
 failed=0
@@ -52,7 +63,8 @@ for ((i = 0; i < ${#targets[@]}; i += jobs)); do
   done
 done
 
-printf '| target | seconds | executions | exec/s | coverage | result |\n|---|---:|---:|---:|---:|---|\n'
+total_cpu=0
+printf '| target | seconds | CPU s | executions | exec/s | coverage | result |\n|---|---:|---:|---:|---:|---:|---|\n'
 for target in "${targets[@]}"; do
   result="${status[$target]}"
   [ "$result" = ok ] || failed=1
@@ -60,12 +72,15 @@ for target in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "${execs:-?}" "${rate:-?}" \
-    "${cov:-?}" "$result"
+  cpu=$(cpu_seconds "$logs/$target.cpu" 2>/dev/null || echo 0)
+  total_cpu=$((total_cpu + ${cpu:-0}))
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "${cpu:-?}" "${execs:-?}" \
+    "${rate:-?}" "${cov:-?}" "$result"
   if [ "$result" = FAILED ]; then
     echo "--- $target: the end of its log" >&2
     tail -40 "$log" >&2
   fi
 done
+echo "CPU time fuzzed: ${total_cpu} s"
 rm -rf "$logs"
 exit "$failed"

@@ -9,6 +9,7 @@
 //! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
 //!                        [--inflight ..] [--no-pin]
 //! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
+//! elo-bench soak [--elo PATH] [--connections N] [--seconds S] [--heartbeat S]
 //! ```
 //!
 //! Environment: `ELO_BENCH_DURATION` (seconds per measurement), `ELO_BENCH_ROUNDS`,
@@ -21,6 +22,7 @@ mod idle;
 mod instructions;
 mod run;
 mod servers;
+mod soak;
 mod sys;
 mod tls;
 
@@ -42,6 +44,8 @@ const USAGE: &str = "usage:
                   [--payloads 16,1024,16384] [--deflate off,on] [--inflight 32] [--duration SECS]
                   [--nodes 1,2,3 --broker redis,nats] [--no-pin]   (one publisher, N subscribers)
   elo-bench fanout-server <elo|tungstenite> <addr> [--cpu N] [--broker URL] [--deflate]
+  elo-bench soak [--elo PATH] [--connections 10000] [--seconds 180] [--heartbeat 5]
+                  (the echo server under connections, traffic and faults; scripts/soak.sh)
 environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
 
 fn main() -> ExitCode {
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Some("server") => server_cmd(&args[1..]),
         Some("fanout") => fanout::parse(&args[1..]).and_then(|o| fanout::run(&o)),
         Some("fanout-server") => fanout_server_cmd(&args[1..]),
+        Some("soak") => soak::parse(&args[1..]).and_then(|o| soak::run(&o)),
+        Some("soak-hold") => soak::hold(&args[1..]),
         Some("idle") => parse_opts(&args[1..]).and_then(|o| idle::run(&o)),
         Some("instructions") => parse_opts(&args[1..]).and_then(|o| instructions::run(&o)),
         Some("run") => parse_opts(&args[1..]).and_then(|o| run::run(&o)),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use enim_labore_occaecati::broker::{nats::NatsBroker, redis::RedisBroker};
+use enim_labore_occaecati::config::Heartbeat;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::server::{
     BrokerStatus, ClientId, ClientInfo, Server, ServerBuilder, ServerHandle, ServerStream,
@@ -11,7 +12,7 @@ use enim_labore_occaecati::server::{
 };
 use enim_labore_occaecati::{Config, WebSocket};
 
-use crate::util::{escape, parse_path, say, CliError, CliResult};
+use crate::util::{escape, parse_path, parse_seconds, say, CliError, CliResult};
 
 /// How long shutdown waits for clients to answer the 1001 close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,6 +48,13 @@ pub struct ServeArgs {
     /// Accept permessage-deflate (compression) when clients offer it.
     #[arg(long)]
     deflate: bool,
+    /// Ping every client this often (seconds) and drop one whose pong hasn't come back as
+    /// long after the ping: a peer that vanished without closing is found.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    heartbeat: Option<Duration>,
+    /// No line per connection (for many connections); the start, broker and stop lines stay.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +91,9 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     if let Some(max) = args.max_payload {
         config.max_message_size = max;
         config.max_frame_size = max;
+    }
+    if let Some(every) = args.heartbeat {
+        config.heartbeat = Some(Heartbeat::new(every, every));
     }
     let mut builder = Server::builder().config(config);
     if args.deflate {
@@ -139,10 +150,11 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
             }
         });
     }
+    tokio::spawn(give_back_memory(handle.clone()));
     let for_clients = handle.clone();
-    let mode = args.mode;
+    let (mode, quiet) = (args.mode, args.quiet);
     let serving = tokio::spawn(
-        server.serve(move |ws, client| handle_client(ws, client, mode, for_clients.clone())),
+        server.serve(move |ws, client| handle_client(ws, client, mode, quiet, for_clients.clone())),
     );
 
     let signal = signals.recv().await;
@@ -160,6 +172,7 @@ async fn handle_client(
     mut ws: WebSocket<ServerStream>,
     client: ClientInfo,
     mode: Mode,
+    quiet: bool,
     handle: ServerHandle,
 ) {
     let peer = client
@@ -171,14 +184,19 @@ async fn handle_client(
     if let (Mode::Broadcast, Some(id)) = (mode, id) {
         handle.subscribe(id, &topic);
     }
-    eprintln!(
+    let log = |line: std::fmt::Arguments<'_>| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    log(format_args!(
         "[{peer}] connected {}{}",
         escape(&client.request().uri().to_string()),
         client
             .protocol()
             .map(|p| format!(" (subprotocol {})", escape(p)))
             .unwrap_or_default()
-    );
+    ));
     // Its request and headers aren't needed while the connection lasts.
     drop(client);
     let outcome = match mode {
@@ -188,18 +206,49 @@ async fn handle_client(
     match outcome {
         Ok(()) => match ws.close_frame() {
             Some(frame) if frame.reason.is_empty() => {
-                eprintln!("[{peer}] closed {}", frame.code.as_u16())
+                log(format_args!("[{peer}] closed {}", frame.code.as_u16()))
             }
-            Some(frame) => eprintln!(
+            Some(frame) => log(format_args!(
                 "[{peer}] closed {} {:?}",
                 frame.code.as_u16(),
                 escape(frame.reason.as_str())
-            ),
-            None => eprintln!("[{peer}] closed 1005 (no status code)"),
+            )),
+            None => log(format_args!("[{peer}] closed 1005 (no status code)")),
         },
-        Err(error) => eprintln!("[{peer}] closed with error: {}", escape(&error.to_string())),
+        Err(error) => log(format_args!(
+            "[{peer}] closed with error: {}",
+            escape(&error.to_string())
+        )),
     }
 }
+
+/// Hands freed memory back to the system once most clients have gone. glibc's allocator keeps
+/// what connections freed in its heaps (only the top of a heap shrinks by itself), so a
+/// server's RSS would stay at its peak after a load: `malloc_trim` returns every free page.
+async fn give_back_memory(handle: ServerHandle) {
+    let mut peak = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let clients = handle.client_count();
+        peak = peak.max(clients);
+        if peak >= 64 && clients <= peak / 2 {
+            trim_heap();
+            peak = clients;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim takes no pointers and may be called at any time; it only returns
+    // free pages of the allocator's heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// Sends each message back until the connection ends.
 async fn echo(ws: &mut WebSocket<ServerStream>) -> enim_labore_occaecati::Result<()> {
