@@ -359,11 +359,19 @@ impl AsyncWrite for ScriptedPeer<'_> {
 /// complete: a future still pending after that would wait forever on a real socket too.
 fn run_ready<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
+    let waker = Waker::from(std::sync::Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
     for _ in 0..1_000 {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
     }
     panic!("a proxy handshake on an always-ready peer did not finish");
+}
+
+/// A waker that does nothing: the polls are driven by hand (`Waker::noop` needs Rust 1.85).
+struct NoWake;
+
+impl std::task::Wake for NoWake {
+    fn wake(self: std::sync::Arc<Self>) {}
 }

@@ -101,7 +101,8 @@ async fn pair() -> (WebSocket<Stutter>, WebSocket<TcpStream>) {
 /// Answers its output if it finished.
 fn poll_then_drop<F: Future>(future: F, polls: usize) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
+    let waker = Waker::from(std::sync::Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
     for _ in 0..polls {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return Some(output);
@@ -424,4 +425,11 @@ async fn a_dropped_connect_leaves_nothing_behind() {
             break;
         }
     }
+}
+
+/// A waker that does nothing: the polls are driven by hand (`Waker::noop` needs Rust 1.85).
+struct NoWake;
+
+impl std::task::Wake for NoWake {
+    fn wake(self: std::sync::Arc<Self>) {}
 }

@@ -457,3 +457,37 @@ async fn leftover_bytes_after_the_head_are_kept() {
     tcp.read_exact(&mut frame).await.unwrap();
     assert_eq!(&frame, b"\x81\x05early");
 }
+
+/// `shutdown` returns the moment its last client has gone: it waits on the registry's
+/// notification (it polled every 5 ms before, so this took at least 5 ms of virtual time).
+/// On the paused clock over loopback, where only timers move time.
+#[tokio::test(start_paused = true)]
+async fn shutdown_returns_as_soon_as_the_last_client_is_gone() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", server.local_addr().unwrap());
+    let handle = server.handle();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let serving = tokio::spawn(server.serve(move |mut ws, _| {
+        let _ = started_tx.send(());
+        async move { while let Ok(Some(_)) = ws.recv().await {} }
+    }));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (mut ws, _) = connect(&url).await.unwrap();
+        clients.push(tokio::spawn(async move {
+            while let Ok(Some(_)) = ws.recv().await {}
+            ws.close_frame().map(|frame| frame.code.as_u16())
+        }));
+    }
+    for _ in 0..3 {
+        started.recv().await.unwrap();
+    }
+    let begun = tokio::time::Instant::now();
+    handle.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(begun.elapsed(), Duration::ZERO);
+    assert_eq!(handle.client_count(), 0);
+    for client in clients {
+        assert_eq!(client.await.unwrap(), Some(1001));
+    }
+    serving.await.unwrap().unwrap();
+}

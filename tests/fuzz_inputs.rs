@@ -7,7 +7,10 @@ use std::path::Path;
 
 use enim_labore_occaecati::fuzzing;
 
-const TARGETS: [(&str, fn(&[u8])); 8] = [
+/// A target's name and its entry point.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 8] = [
     ("connection", fuzzing::connection),
     ("handshake_request", fuzzing::handshake_request),
     ("handshake_response", fuzzing::handshake_response),
