@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (two at a time, one per core) and fails on any
 # crash, panic, timeout or out-of-memory report. Findings are kept in fuzz/artifacts/TARGET/;
-# each found input becomes a regression test (tests/fuzz_regressions.rs).
+# each found input becomes a regression test (fuzz/regressions/TARGET/, run by tests/fuzz_inputs.rs).
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]
 #
 # libFuzzer through cargo-fuzz, on this machine's stable toolchain: `-s none` (the sanitizers
 # need a nightly compiler). Safe Rust needs no AddressSanitizer for memory safety; panics,
 # arithmetic overflow (debug assertions are on), hangs (-timeout) and memory growth
-# (-rss_limit_mb, -malloc_limit_mb) are what the run catches.
+# (-rss_limit_mb) are what the run catches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +21,16 @@ cd fuzz
 cargo fuzz build -s none -O --debug-assertions
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo fuzz list)
+  listed=$(cargo fuzz list)
+  mapfile -t targets <<<"$listed"
 fi
-bin=target/x86_64-unknown-linux-gnu/release
+if [ ${#targets[@]} -eq 0 ] || [ -z "${targets[0]}" ]; then
+  echo "fuzz: no targets" >&2
+  exit 1
+fi
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 jobs="${FUZZ_JOBS:-$(nproc)}"
+(( jobs >= 1 )) || jobs=1
 logs=$(mktemp -d)
 
 run_one() {
@@ -33,13 +39,13 @@ run_one() {
   # The committed seeds are read, never written: new inputs go to corpus/.
   # In a subshell whose `times` then gives the fuzzer's CPU time (user, system).
   (
-    status=0
+    rc=0
     "$bin/$target" "corpus/$target" "seeds/$target" \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=8192 -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
-      >"$logs/$target.log" 2>&1 || status=$?
+      >"$logs/$target.log" 2>&1 || rc=$?
     times >"$logs/$target.cpu"
-    exit "$status"
+    exit "$rc"
   )
 }
 

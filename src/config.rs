@@ -73,7 +73,9 @@ pub struct Config {
 /// ([`WebSocket::rtt`](crate::WebSocket::rtt)).
 ///
 /// The timers run while the connection is being read (`recv`, the `Stream`, or the reader
-/// half after a split), which is how every connection that expects messages is used.
+/// half after a split), which is how every connection that expects messages is used, and
+/// while a send or flush waits for a peer to read (which ends with the timeout when the peer
+/// is gone).
 ///
 /// ```
 /// use std::time::Duration;

@@ -210,8 +210,8 @@ pub fn handshake_response(data: &[u8]) {
 }
 
 /// The permessage-deflate offer (server) and answer (client) parsers on header values
-/// (one per line), under each of a few configurations. What a server accepts, a client that
-/// offered the same must accept as an answer.
+/// (one per line), under each of a few configurations. What a server accepts has window bits
+/// in range, and the answer it builds is a well-formed extension header.
 pub fn deflate_parameters(data: &[u8]) {
     let [which, input @ ..] = data else {
         return;
@@ -246,8 +246,8 @@ pub fn deflate_parameters(data: &[u8]) {
 }
 
 /// The `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` list parsers and the token
-/// matcher, on header values (one per line). Each pass is linear: no input may make them
-/// backtrack.
+/// matcher, on header values (one per line). Every subprotocol accepted is a token. (The
+/// parsers are single left-to-right passes; an input that made one slow would be a timeout.)
 pub fn header_lists(data: &[u8]) {
     let mut headers = http::HeaderMap::new();
     for line in data.split(|&b| b == b'\n') {

@@ -65,17 +65,17 @@
 //! ## Concurrency and cancel safety
 //! A [`WebSocket`] is used by one task at a time through `&mut`; [`WebSocket::split`] gives a
 //! reader and a writer for two tasks. What dropping each method's future does (in a
-//! `select!`, a timeout, an aborted task), as `tests/cancel_safety.rs` checks at every point
-//! where it can be pending:
+//! `select!`, a timeout, an aborted task), as `tests/cancel_safety.rs` checks by dropping it at
+//! each point where it is pending over a connection that stalls every other read and write:
 //!
 //! | Method | If its future is dropped before it finishes |
 //! |---|---|
 //! | `recv`, `recv_many`, the `Stream`; [`WsReader::recv`](io::WsReader::recv) | Nothing is lost: a message is handed out only by the poll that returns it; the next call gets it. |
 //! | `send`, `feed`, `send_with_compression`, `send_prepared`, `feed_prepared`, `ping`, `pong`; [`WsWriter::send`](io::WsWriter::send), [`feed`](io::WsWriter::feed) | The message is queued whole by the first poll that finds the write buffer under [`Config::max_write_buffer`] (the first poll, unless the buffer is over it), and once queued it is written by any later `send`, `flush`, `recv` or `close`. Dropped before that, nothing was queued. A frame is never torn. |
-//! | `send_fragment`, `send_fragment_with_compression` | As `send`, per fragment. A message must go on with its next fragment, so a caller that drops one should know which happened: it was queued if polled once while `buffered_amount()` was under the mark. |
+//! | `send_fragment`, `send_fragment_with_compression` | As `send`, per fragment. A message must go on with its next fragment, so a caller that may drop one should know it was queued: it is, by the first poll, when `buffered_amount()` is under the mark before the call. |
 //! | `flush`; [`WsWriter::flush`](io::WsWriter::flush) | What it wrote stays written; the rest stays queued for the next write. |
 //! | `close`; [`WsWriter::close`](io::WsWriter::close) | Its first poll queues the close frame. The handshake goes on with the next `close` or `recv`, within the close deadline that started then. |
-//! | `terminate` | The stream may stay open until the `WebSocket` is dropped. |
+//! | `terminate` | The connection is finished either way (`recv` answers `Ok(None)`, nothing more is sent); the stream may stay open until the `WebSocket` is dropped. |
 //! | [`ByteStream`](io::ByteStream) reads and writes | `AsyncRead`/`AsyncWrite`: a poll that returned `Pending` took no bytes and queued none. |
 //! | [`connect`], [`ClientBuilder::connect`], `connect_on`; [`ServerBuilder::accept`](server::ServerBuilder::accept) and the server's own accept loop | The half-made connection is closed; nothing stays registered on either side. Try again. |
 

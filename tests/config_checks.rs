@@ -40,30 +40,50 @@ async fn server_start_refuses_a_config_that_cannot_work() {
     assert!(error.to_string().contains("max_headers"), "{error}");
 }
 
-/// Options used without `bind` (as hyper and axum use them) are checked at each upgrade: the
-/// client gets 500, the application the reason.
+/// Options used without `bind` (as `accept`, hyper and axum use them) are checked at each
+/// upgrade: the client gets 500, the application the reason. Bad limits are answered before
+/// the head is read (they would fail its reading first).
 #[tokio::test]
 async fn an_upgrade_with_bad_options_answers_500() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let mut config = Config::default();
     config.max_fragments = 0;
-    let options = Server::builder().config(config);
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        options.accept(tcp, None).await.map(|_| ()).unwrap_err()
-    });
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let head = read_head(&mut tcp).await;
-    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
-    let error = server.await.unwrap();
-    assert!(error.to_string().contains("max_fragments"), "{error}");
+    let mut limits = HandshakeLimits::default();
+    limits.max_headers = 0;
+    for (options, reason) in [
+        (Server::builder().config(config), "max_fragments"),
+        (Server::builder().handshake_limits(limits), "max_headers"),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            options.accept(tcp, None).await.map(|_| ()).unwrap_err()
+        });
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let head = read_head(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 500"), "{reason}: {head}");
+        let error = server.await.unwrap();
+        assert!(error.to_string().contains(reason), "{error}");
+    }
+}
+
+/// A server made from a listener can't refuse its options: `serve` does, at once.
+#[tokio::test]
+async fn serve_refuses_options_from_listener_that_cannot_work() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let server = Server::builder()
+        .config(zero_heartbeat())
+        .from_listener(listener);
+    let error = server.serve(|_, _| async {}).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
 }
 
 #[tokio::test]

@@ -12,6 +12,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test]
+async fn declared_2_pow_40_frame_is_closed_with_1009() {
+    let (addr, _) = echo_server(Server::builder()).await;
+    let mut tcp = raw_upgrade(addr).await;
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    tcp.write_all(&header).await.unwrap();
+    tcp.write_all(&[0u8; 1000]).await.unwrap();
+    assert_eq!(read_close_code(&mut tcp).await, Some(1009));
+}
+
+#[tokio::test]
 async fn oversize_message_is_closed_with_1009() {
     let mut config = Config::default();
     config.max_message_size = 1024;

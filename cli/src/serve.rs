@@ -115,7 +115,12 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     let server = builder
         .bind((args.host.as_str(), args.port))
         .await
-        .map_err(|e| CliError(format!("cannot listen on {}:{}: {e}", args.host, args.port)))?;
+        .map_err(|e| match e.kind() {
+            enim_labore_occaecati::ErrorKind::InvalidInput => {
+                CliError(format!("invalid options: {e}"))
+            }
+            _ => CliError(format!("cannot listen on {}:{}: {e}", args.host, args.port)),
+        })?;
     let addr = server
         .local_addr()
         .map_err(|e| CliError(format!("cannot read the listening address: {e}")))?;
@@ -232,7 +237,8 @@ async fn give_back_memory(handle: ServerHandle) {
         let clients = handle.client_count();
         peak = peak.max(clients);
         if peak >= 64 && clients <= peak / 2 {
-            trim_heap();
+            // It walks every heap under its lock: not on a thread that serves connections.
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
             peak = clients;
         }
     }

@@ -157,6 +157,35 @@ pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 mod tests {
     use super::*;
 
+    /// tungstenite CVE-2023-43669 re-parsed a long head on every read. Here a 256 KiB head
+    /// arriving a byte at a time has each byte examined a bounded number of times (the scan
+    /// resumes where the last one ended), where re-scanning would examine ~32 G bytes.
+    #[test]
+    fn a_head_trickled_a_byte_at_a_time_is_scanned_once() {
+        let limits = HandshakeLimits {
+            max_head_size: 1 << 20,
+            ..HandshakeLimits::default()
+        };
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        head.resize(256 << 10, b'p');
+        head.extend_from_slice(b"\r\n\r\n");
+        let mut reader = HeadReader::new();
+        let mut examined = 0;
+        for (i, byte) in head.iter().enumerate() {
+            reader.buffer().extend_from_slice(&[*byte]);
+            // What this call's window holds, as find_end computes it.
+            examined += reader.buf.len() - reader.scanned.saturating_sub(3);
+            match reader.find_end(&limits).unwrap() {
+                Some(len) => {
+                    assert_eq!((i + 1, len), (head.len(), head.len()));
+                    break;
+                }
+                None => assert!(i + 1 < head.len()),
+            }
+        }
+        assert!(examined <= 5 * head.len(), "{examined} bytes examined");
+    }
+
     #[test]
     fn refuses_what_cannot_be_http_at_the_first_byte() {
         let limits = HandshakeLimits::default();

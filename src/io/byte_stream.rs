@@ -112,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ByteStream<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().ws.poll_write_out(cx).map_err(io_error)
+        self.get_mut().ws.poll_write_timed(cx).map_err(io_error)
     }
 
     /// Sends a normal close frame and writes everything queued; reading goes on until the
@@ -122,6 +122,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ByteStream<S> {
         if !this.ws.conn.close_sent() {
             let _ = this.ws.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
         }
-        this.ws.poll_write_out(cx).map_err(io_error)
+        this.ws.poll_write_timed(cx).map_err(io_error)
     }
 }

@@ -129,10 +129,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// As [`WebSocket::flush`].
     /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn flush(&self) -> Result<()> {
-        poll_fn(|cx| lock(&self.shared).poll_write_out(cx)).await
+        poll_fn(|cx| lock(&self.shared).poll_write_timed(cx)).await
     }
 
-    /// Sends a close frame; the reader sees the stream end when the peer answers.
+    /// Sends a close frame (once: a later call only writes it, if it isn't written yet); the
+    /// reader sees the stream end when the peer answers.
     ///
     /// # Errors
     /// As [`WebSocket::close`], without the wait.
@@ -141,7 +142,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// The first poll queues the close frame; a later `close` or `flush` writes it.
     /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
-        lock(&self.shared).conn.send_close(frame.as_ref())?;
+        {
+            let mut ws = lock(&self.shared);
+            if !ws.conn.close_sent() {
+                ws.conn.send_close(frame.as_ref())?;
+            }
+        }
         self.flush().await
     }
 
@@ -170,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        lock(&self.shared).poll_write_out(cx)
+        lock(&self.shared).poll_write_timed(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {

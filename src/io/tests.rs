@@ -326,6 +326,29 @@ async fn unanswered_heartbeat_ends_the_connection() {
     assert_eq!(started.elapsed(), Duration::from_secs(40));
 }
 
+/// A send that waits on a peer that stopped reading ends when the heartbeat's ping goes
+/// unanswered: interval + timeout after the start (paused clock). It waited forever before.
+#[tokio::test(start_paused = true)]
+async fn a_send_blocked_on_a_peer_that_stopped_reading_ends_with_the_heartbeat() {
+    let (a, _stopped_reading) = tokio::io::duplex(16 << 10);
+    let config = Config {
+        heartbeat: Some(crate::config::Heartbeat::new(
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        )),
+        ..Config::default()
+    };
+    let mut server = WebSocket::from_raw(a, Role::Server, config);
+    let started = tokio::time::Instant::now();
+    let error = loop {
+        if let Err(error) = server.send(Message::binary(vec![0u8; 64 << 10])).await {
+            break error;
+        }
+    };
+    assert!(error.is_timeout(), "{error}");
+    assert_eq!(started.elapsed(), Duration::from_secs(40));
+}
+
 /// A write buffer mark of 0 means "write before queueing more", not a busy loop: with nothing
 /// buffered, `send` queues and writes (it spun forever before, and hung this test).
 #[tokio::test]

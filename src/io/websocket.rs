@@ -389,8 +389,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// As [`send`](WebSocket::send), and when a message of the other kind is in progress.
     ///
     /// # Cancel safety
-    /// As [`send`](WebSocket::send), per fragment: queued if polled once while
-    /// [`buffered_amount`](WebSocket::buffered_amount) was under the mark.
+    /// As [`send`](WebSocket::send), per fragment: queued by the first poll when
+    /// [`buffered_amount`](WebSocket::buffered_amount) is under the mark before the call.
     /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn send_fragment(
         &mut self,
@@ -460,7 +460,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// What was written stays written; the rest stays queued.
     /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| self.poll_write_out(cx)).await
+        poll_fn(|cx| self.poll_write_timed(cx)).await
     }
 
     /// Starts the close handshake with `code` and `reason` and waits (up to
@@ -486,10 +486,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(())
     }
 
-    /// Drops the connection at once, without a close handshake (the seed's `terminate`).
+    /// Drops the connection at once, without a close handshake (the seed's `terminate`). The
+    /// connection is finished from the first poll: `recv` then answers `Ok(None)`.
     ///
     /// # Cancel safety
-    /// If dropped, the stream may stay open until the `WebSocket` is dropped.
+    /// If dropped, the connection is finished all the same; the stream may stay open until the
+    /// `WebSocket` is dropped.
     /// See the [table](crate#concurrency-and-cancel-safety).
     pub async fn terminate(&mut self) {
         self.finished = true;
@@ -526,7 +528,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_write_out(cx)
+        self.get_mut().poll_write_timed(cx)
     }
 
     /// Sends a normal close frame (if none was sent) and writes it; the close handshake
@@ -536,6 +538,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if !this.conn.close_sent() {
             let _ = this.conn.send_close(Some(&CloseFrame::new(1000u16, "")));
         }
-        this.poll_write_out(cx)
+        this.poll_write_timed(cx)
     }
 }

@@ -57,6 +57,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .map_err(Error::from)
     }
 
+    /// [`poll_write_out`](WebSocket::poll_write_out) for the application's waits (send, flush):
+    /// while the peer doesn't read, the core's clock keeps running. A peer that stopped reading
+    /// stopped answering pings too, so the heartbeat (or a close deadline) ends the wait with
+    /// its timeout instead of leaving it forever.
+    pub(super) fn poll_write_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let poll = self.poll_write_out(cx);
+        if poll.is_pending() && self.conn.needs_clock() {
+            self.poll_clock(cx);
+            if let Some(failure) = self.conn.failure().filter(|_| self.conn.is_timed_out()) {
+                return Poll::Ready(Err(failure.into()));
+            }
+        }
+        poll
+    }
+
     /// Ready once a message may be queued: the connection is open for sending and the write
     /// buffer is under its mark (writing until it is).
     pub(super) fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -67,7 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while self.conn.has_output()
             && self.conn.buffered_amount() >= self.conn.config().max_write_buffer
         {
-            ready!(self.poll_write_out(cx))?;
+            ready!(self.poll_write_timed(cx))?;
         }
         Poll::Ready(Ok(()))
     }

@@ -183,6 +183,13 @@ pub(super) async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Limits that can't work would fail the head's reading first: answered before it.
+    if let Err(error) = options.validate() {
+        let refusal = misconfigured(error);
+        let error = refusal.send(&mut stream).await;
+        let _ = stream.shutdown().await;
+        return Err(error);
+    }
     let timeout = options.limits.timeout;
     let result = tokio::time::timeout(timeout, handshake(options, &mut stream, remote_addr)).await;
     match result {
@@ -257,6 +264,17 @@ pub(crate) enum Decision {
     Refuse(Refusal),
 }
 
+/// The answer to an upgrade when the server's options can't work: 500, and the reason for the
+/// application only.
+fn misconfigured(error: Error) -> Refusal {
+    Refusal {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        error,
+    }
+}
+
 /// An error response and the error the server reports for it.
 pub(crate) struct Refusal {
     pub(crate) status: StatusCode,
@@ -328,12 +346,7 @@ pub(crate) async fn decide(
     // Options built without `bind` (hyper, axum, `accept`) are checked here; the client
     // isn't told what is wrong with the server.
     if let Err(error) = options.validate() {
-        return Decision::Refuse(Refusal {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            error,
-        });
+        return Decision::Refuse(misconfigured(error));
     }
     if !options.handles_head(&request) {
         return refuse(HandshakeError::PathNotFound, &request);

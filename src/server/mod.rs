@@ -583,13 +583,17 @@ impl Server {
     /// broadcast while their handler runs.
     ///
     /// # Errors
-    /// Never returns an error today: accept errors (such as running out of file descriptors)
-    /// are retried after a short pause.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) at once when the options
+    /// can't work (a server made by [`ServerBuilder::from_listener`], which can't refuse
+    /// them). Accept errors (such as running out of file descriptors) are retried after a
+    /// short pause.
     pub async fn serve<F, Fut>(self, handler: F) -> Result<()>
     where
         F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        // A server made by `from_listener` meets its options here first.
+        self.shared.options.validate()?;
         let handler = Arc::new(handler);
         loop {
             // Registered before the flag is read: a shutdown between the two still wakes it
