@@ -14,7 +14,8 @@
 # file descriptors before and after, the outcome of every fault by kind, and the echoes
 # checked; fails if a well-behaved client's message is lost or reordered, a descriptor leaks,
 # a silent peer is kept, memory is not handed back after the clients leave, or the server
-# panics or dies. ELO_SOAK_PARTS=echo,stalled,faults (or a fault's name) narrows a run.
+# panics or dies. ELO_SOAK_PARTS=echo,stalled,faults (or a fault's name) narrows a run;
+# ELO_SOAK_DEFLATE=off makes the clients not offer permessage-deflate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

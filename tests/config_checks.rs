@@ -60,12 +60,7 @@ async fn an_upgrade_with_bad_options_answers_500() {
             options.accept(tcp, None).await.map(|_| ()).unwrap_err()
         });
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(
-            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        tcp.write_all(common::UPGRADE_REQUEST).await.unwrap();
         let head = read_head(&mut tcp).await;
         assert!(head.starts_with("HTTP/1.1 500"), "{reason}: {head}");
         let error = server.await.unwrap();

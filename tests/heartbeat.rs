@@ -55,12 +55,7 @@ async fn server_drops_a_client_that_swallows_pings() {
     // A client that completes the handshake by hand, then reads (and ignores) everything.
     let swallow = tokio::spawn(async move {
         let mut tcp = a;
-        tcp.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        tcp.write_all(common::UPGRADE_REQUEST).await.unwrap();
         let mut seen = Vec::new();
         let _ = tcp.read_to_end(&mut seen).await;
         seen

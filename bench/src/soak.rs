@@ -4,6 +4,9 @@
 //! vanish without a FIN (a process that holds connections and is then stopped), ping floods,
 //! floods of one-byte fragments, decompression bombs and handshakes trickled a byte at a time.
 //!
+//! `ELO_SOAK_PARTS=echo,stalled,faults` (or a fault's name) narrows a run down, and
+//! `ELO_SOAK_DEFLATE=off` makes the clients not offer permessage-deflate.
+//!
 //! It reports the server's RSS (before, with the idle connections, peak, final), its file
 //! descriptors before and after, every outcome the faults met, and the messages lost; and
 //! fails if a message was lost or reordered, a descriptor leaked, the memory was not
@@ -241,7 +244,12 @@ async fn soak(opts: &SoakOpts, server: &Server) -> Result<Report, String> {
 
     // Idle connections first: what one costs.
     let mut idle = Vec::with_capacity(mix.idle);
-    let client = ClientBuilder::new();
+    // The clients offer permessage-deflate, as browsers do; ELO_SOAK_DEFLATE=off to compare.
+    let client = if std::env::var("ELO_SOAK_DEFLATE").is_ok_and(|v| v == "off") {
+        ClientBuilder::new().deflate(None)
+    } else {
+        ClientBuilder::new()
+    };
     for chunk in 0..mix.idle.div_ceil(256) {
         let mut opening = JoinSet::new();
         for _ in 0..256.min(mix.idle - chunk * 256) {

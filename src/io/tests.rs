@@ -307,18 +307,23 @@ async fn close_times_out_when_the_peer_is_silent() {
     assert_eq!(client.recv().await.unwrap(), None, "finished");
 }
 
-/// A heartbeat ping that goes unanswered ends `recv` with a timeout error, interval plus
-/// timeout after the start (paused clock).
-#[tokio::test(start_paused = true)]
-async fn unanswered_heartbeat_ends_the_connection() {
-    let (a, _silent) = tokio::io::duplex(64 << 10);
-    let config = Config {
+/// A ping every 30 s, answered within 10 s.
+fn heartbeat_30_10() -> Config {
+    Config {
         heartbeat: Some(crate::config::Heartbeat::new(
             Duration::from_secs(30),
             Duration::from_secs(10),
         )),
         ..Config::default()
-    };
+    }
+}
+
+/// A heartbeat ping that goes unanswered ends `recv` with a timeout error, interval plus
+/// timeout after the start (paused clock).
+#[tokio::test(start_paused = true)]
+async fn unanswered_heartbeat_ends_the_connection() {
+    let (a, _silent) = tokio::io::duplex(64 << 10);
+    let config = heartbeat_30_10();
     let mut client = WebSocket::from_raw(a, Role::Client, config);
     let started = tokio::time::Instant::now();
     let error = client.recv().await.unwrap_err();
@@ -331,13 +336,7 @@ async fn unanswered_heartbeat_ends_the_connection() {
 #[tokio::test(start_paused = true)]
 async fn a_send_blocked_on_a_peer_that_stopped_reading_ends_with_the_heartbeat() {
     let (a, _stopped_reading) = tokio::io::duplex(16 << 10);
-    let config = Config {
-        heartbeat: Some(crate::config::Heartbeat::new(
-            Duration::from_secs(30),
-            Duration::from_secs(10),
-        )),
-        ..Config::default()
-    };
+    let config = heartbeat_30_10();
     let mut server = WebSocket::from_raw(a, Role::Server, config);
     let started = tokio::time::Instant::now();
     let error = loop {

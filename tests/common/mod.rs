@@ -24,15 +24,15 @@ pub async fn echo_server(builder: ServerBuilder) -> (SocketAddr, ServerHandle) {
     (addr, handle)
 }
 
+/// A valid upgrade request (RFC 6455's sample key).
+pub const UPGRADE_REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 /// A raw TCP connection that has completed a valid upgrade to `addr`.
 pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    tcp.write_all(UPGRADE_REQUEST).await.unwrap();
     let head = read_head(&mut tcp).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tcp
