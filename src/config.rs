@@ -109,13 +109,7 @@ impl Config {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), naming the first value out
     /// of range.
     pub fn validate(&self) -> crate::Result<()> {
-        let check = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(crate::Error::invalid_input(format!("Config: {what}")))
-            }
-        };
+        let check = |ok: bool, what: &str| require(ok, "Config", what);
         check(
             self.max_message_size > 0,
             "max_message_size must be above 0",
@@ -177,15 +171,7 @@ impl HandshakeLimits {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), naming the first value out
     /// of range.
     pub fn validate(&self) -> crate::Result<()> {
-        let check = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(crate::Error::invalid_input(format!(
-                    "HandshakeLimits: {what}"
-                )))
-            }
-        };
+        let check = |ok: bool, what: &str| require(ok, "HandshakeLimits", what);
         check(
             self.max_head_size >= 256,
             "max_head_size must be at least 256",
@@ -203,5 +189,14 @@ impl Default for HandshakeLimits {
             max_error_body: 64 << 10,
             timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// `Ok` when `ok`, else the `InvalidInput` error naming `owner`'s field and its rule.
+fn require(ok: bool, owner: &str, what: &str) -> crate::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid_input(format!("{owner}: {what}")))
     }
 }

@@ -136,14 +136,7 @@ fn small_limits() -> HandshakeLimits {
 /// The server's handshake: the head read in pieces (split by the first byte), parsed, checked
 /// as an upgrade request, and negotiated (subprotocols, permessage-deflate), as a server does.
 pub fn handshake_request(data: &[u8]) {
-    let [seed, input @ ..] = data else {
-        return;
-    };
-    let limits = small_limits();
-    let Some(head) = read_head(*seed, input, &limits) else {
-        return;
-    };
-    let Ok(request) = parse_request(&head, &limits) else {
+    let Some(request) = read_and_parse(data, parse_request) else {
         return;
     };
     if let Ok(upgrade) = crate::handshake::server::validate_request(&request) {
@@ -158,6 +151,19 @@ pub fn handshake_request(data: &[u8]) {
         .iter()
         .map(|v| v.as_bytes());
     let _ = negotiation::accept_offer(offers, &DeflateConfig::default());
+}
+
+/// The first byte seeds the split points, the rest is read as a head (`read_head`) and parsed.
+fn read_and_parse<T, E>(
+    data: &[u8],
+    parse: fn(&[u8], &HandshakeLimits) -> Result<T, E>,
+) -> Option<T> {
+    let [seed, input @ ..] = data else {
+        return None;
+    };
+    let limits = small_limits();
+    let head = read_head(*seed, input, &limits)?;
+    parse(&head, &limits).ok()
 }
 
 /// Reads a head the way the server and client do: appended in pieces, the end looked for
@@ -184,14 +190,7 @@ fn read_head(seed: u8, input: &[u8], limits: &HandshakeLimits) -> Option<BytesMu
 /// The client's handshake: a response head read in pieces, parsed, and checked against what
 /// a client offered (two subprotocols, permessage-deflate).
 pub fn handshake_response(data: &[u8]) {
-    let [seed, input @ ..] = data else {
-        return;
-    };
-    let limits = small_limits();
-    let Some(head) = read_head(*seed, input, &limits) else {
-        return;
-    };
-    let Ok(response) = parse_response(&head, &limits) else {
+    let Some(response) = read_and_parse(data, parse_response) else {
         return;
     };
     let offered = ["chat".to_owned(), "superchat".to_owned()];

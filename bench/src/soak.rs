@@ -439,6 +439,22 @@ async fn settle(server: &Server) {
     }
 }
 
+/// Connects, or counts the failure as `kind`'s outcome.
+async fn connect_or_count(
+    client: &ClientBuilder,
+    url: &str,
+    counters: &Counters,
+    kind: &str,
+) -> Option<enim_labore_occaecati::WebSocket<enim_labore_occaecati::client::ClientStream>> {
+    match client.connect(url).await {
+        Ok((ws, _)) => Some(ws),
+        Err(e) => {
+            counters.outcomes.add(kind, format!("connect failed: {e}"));
+            None
+        }
+    }
+}
+
 /// A well-behaved client: numbered messages of varied sizes, each echo checked, in order.
 async fn echo_client(
     client: ClientBuilder,
@@ -447,13 +463,8 @@ async fn echo_client(
     deadline: Instant,
     seed: u64,
 ) {
-    let (mut ws, _) = match client.connect(&url).await {
-        Ok(pair) => pair,
-        Err(e) => {
-            return counters
-                .outcomes
-                .add("echo", format!("connect failed: {e}"))
-        }
+    let Some(mut ws) = connect_or_count(&client, &url, &counters, "echo").await else {
+        return;
     };
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     let mut sequence = 0u64;
@@ -513,13 +524,8 @@ async fn stalled_reader(
     counters: Arc<Counters>,
     deadline: Instant,
 ) {
-    let (mut ws, _) = match client.connect(&url).await {
-        Ok(pair) => pair,
-        Err(e) => {
-            return counters
-                .outcomes
-                .add("stalled", format!("connect failed: {e}"))
-        }
+    let Some(mut ws) = connect_or_count(&client, &url, &counters, "stalled").await else {
+        return;
     };
     let chunk = Message::binary(vec![0x5a; 16 << 10]);
     let mut sent = 0usize;
