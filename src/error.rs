@@ -52,7 +52,7 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The request method is not GET (405).
+    /// The request method is not GET (HTTP/1.1) or CONNECT (HTTP/2) (405).
     MethodNotAllowed,
     /// The request is not HTTP/1.1 or later (400).
     UnsupportedHttpVersion,
@@ -90,6 +90,9 @@ pub enum HandshakeError {
     Rejected(u16),
     /// Too many redirects.
     TooManyRedirects,
+    /// An HTTP/2 request that is not an extended CONNECT with `:protocol` websocket
+    /// (RFC 8441; 400).
+    NotWebSocketConnect,
 }
 
 impl HandshakeError {
@@ -108,7 +111,9 @@ impl HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::MethodNotAllowed => f.write_str("method is not GET"),
+            HandshakeError::MethodNotAllowed => {
+                f.write_str("method is not GET (HTTP/1.1) or CONNECT (HTTP/2)")
+            }
             HandshakeError::UnsupportedHttpVersion => f.write_str("HTTP version below 1.1"),
             HandshakeError::MissingHost => f.write_str("missing Host header"),
             HandshakeError::MissingUpgrade => f.write_str("missing or invalid Upgrade header"),
@@ -137,6 +142,9 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::Rejected(status) => write!(f, "rejected with status {status}"),
             HandshakeError::TooManyRedirects => f.write_str("too many redirects"),
+            HandshakeError::NotWebSocketConnect => {
+                f.write_str("HTTP/2 request is not an extended CONNECT for websocket")
+            }
         }
     }
 }

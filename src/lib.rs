@@ -88,6 +88,8 @@ pub mod config;
 pub mod deflate;
 pub mod error;
 pub mod handshake;
+#[cfg(feature = "http2")]
+pub mod http2;
 pub mod integrations;
 pub mod io;
 pub mod proto;

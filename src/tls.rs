@@ -106,6 +106,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The protocols a server made by [`ServerTls::from_pem`] offers: `h2` first when HTTP/2 is
+/// built in (a server with it off takes it out), then `http/1.1`.
+fn server_alpn() -> Vec<Vec<u8>> {
+    let mut protocols = Vec::new();
+    if cfg!(feature = "http2") {
+        protocols.push(b"h2".to_vec());
+    }
+    protocols.push(b"http/1.1".to_vec());
+    protocols
+}
+
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
@@ -260,7 +271,33 @@ impl ClientTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let config = self.config()?;
+        self.connect_with(self.config()?, host, stream).await
+    }
+
+    /// [`connect`](ClientTls::connect) offering ALPN `h2` before `http/1.1`.
+    #[cfg(feature = "http2")]
+    pub(crate) async fn connect_h2<S>(
+        &self,
+        host: &str,
+        stream: S,
+    ) -> Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut config = (*self.config()?).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        self.connect_with(Arc::new(config), host, stream).await
+    }
+
+    async fn connect_with<S>(
+        &self,
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+        stream: S,
+    ) -> Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = ServerName::try_from(name.to_owned())
             .map_err(|_| Error::invalid_input(format!("invalid TLS server name: {name:?}")))?;
@@ -324,7 +361,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 /// A TLS server's certificate and settings.
 #[derive(Clone)]
 pub struct ServerTls {
-    acceptor: tokio_rustls::TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -345,7 +382,7 @@ impl ServerTls {
             .with_no_client_auth()
             .with_single_cert(parse_certs(chain)?, parse_key(key)?)
             .map_err(|e| Error::invalid_input(format!("invalid certificate or key: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = server_alpn();
         Ok(ServerTls::from_rustls(Arc::new(config)))
     }
 
@@ -361,10 +398,20 @@ impl ServerTls {
     }
 
     /// A rustls configuration built by the caller (client authentication, SNI resolver, …).
+    /// Its ALPN list is used as it is: list `h2` in it for WebSockets over HTTP/2.
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> ServerTls {
-        ServerTls {
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
+        ServerTls { config }
+    }
+
+    /// The same configuration without `h2` in its ALPN list, for a server with HTTP/2 off.
+    #[cfg(feature = "http2")]
+    pub(crate) fn without_h2(self) -> ServerTls {
+        if !self.config.alpn_protocols.iter().any(|p| p == b"h2") {
+            return self;
         }
+        let mut config = (*self.config).clone();
+        config.alpn_protocols.retain(|p| p != b"h2");
+        ServerTls::from_rustls(Arc::new(config))
     }
 
     /// Runs the server side of the TLS handshake over `stream`.
@@ -375,6 +422,9 @@ impl ServerTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.acceptor.accept(stream).await.map_err(handshake_error)
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+            .accept(stream)
+            .await
+            .map_err(handshake_error)
     }
 }

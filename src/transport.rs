@@ -1,10 +1,10 @@
 //! The transports the server accepts and the client connects over: TCP, TLS over TCP, and
-//! Unix domain sockets, each as one enum that is `AsyncRead + AsyncWrite`.
+//! Unix domain sockets, and HTTP/2 streams, each as one enum that is `AsyncRead + AsyncWrite`.
 
 use tokio::net::TcpStream;
 
 /// Implements `AsyncRead` and `AsyncWrite` for a transport enum with the variants `Plain`,
-/// `Tls` (feature `tls`) and `Unix` (Unix only) by forwarding to the variant's stream.
+/// `Tls` (feature `tls`), `Unix` (Unix only) and `Http2` (feature `http2`) by forwarding to the variant's stream.
 macro_rules! forward_io {
     ($name:ident) => {
         impl $name {
@@ -17,6 +17,8 @@ macro_rules! forward_io {
                     $name::Tls(s) => std::pin::Pin::new(&mut **s),
                     #[cfg(unix)]
                     $name::Unix(s) => std::pin::Pin::new(s),
+                    #[cfg(feature = "http2")]
+                    $name::Http2(s) => std::pin::Pin::new(s),
                 }
             }
 
@@ -27,6 +29,8 @@ macro_rules! forward_io {
                     $name::Tls(s) => &**s,
                     #[cfg(unix)]
                     $name::Unix(s) => s,
+                    #[cfg(feature = "http2")]
+                    $name::Http2(s) => s,
                 }
             }
         }
@@ -95,6 +99,10 @@ pub enum ClientStream {
     /// A Unix domain socket (`ws+unix:`).
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
+    /// A stream of an HTTP/2 connection (RFC 8441), shared with other WebSockets to the same
+    /// origin ([`ClientBuilder::http2`](crate::ClientBuilder::http2)).
+    #[cfg(feature = "http2")]
+    Http2(crate::http2::Http2Stream),
 }
 
 forward_io!(ClientStream);
@@ -113,6 +121,9 @@ pub enum ServerStream {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
+    /// A stream of an HTTP/2 connection, opened by an extended CONNECT (RFC 8441).
+    #[cfg(feature = "http2")]
+    Http2(crate::http2::Http2Stream),
 }
 
 forward_io!(ServerStream);

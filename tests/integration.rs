@@ -20,6 +20,8 @@ mod fragments;
 mod fuzz_inputs;
 mod guide;
 mod heartbeat;
+#[cfg(feature = "http2")]
+mod http2;
 #[cfg(feature = "axum")]
 mod hyper_axum;
 mod interop_deflate;

@@ -6,10 +6,12 @@ use clap::{Args, ValueEnum};
 use enim_labore_occaecati::broker::{nats::NatsBroker, redis::RedisBroker};
 use enim_labore_occaecati::config::Heartbeat;
 use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::http2::Http2Config;
 use enim_labore_occaecati::server::{
     BrokerStatus, ClientId, ClientInfo, Server, ServerBuilder, ServerHandle, ServerStream,
     SlowPolicy,
 };
+use enim_labore_occaecati::tls::ServerTls;
 use enim_labore_occaecati::{Config, WebSocket};
 
 use crate::util::{escape, parse_path, parse_seconds, say, CliError, CliResult};
@@ -52,6 +54,19 @@ pub struct ServeArgs {
     /// long after the ping: a peer that vanished without closing is found.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     heartbeat: Option<Duration>,
+    /// Serve wss:// with this certificate chain and private key (PEM files).
+    #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+    tls: Option<Vec<std::path::PathBuf>>,
+    /// WebSockets over HTTP/2 (RFC 8441): with --tls, ALPN offers h2 and extended CONNECTs
+    /// are accepted beside HTTP/1.1 upgrades.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    http2: OnOff,
+    /// Also take cleartext HTTP/2 with prior knowledge (h2c) on a server without --tls.
+    #[arg(long)]
+    h2c: bool,
+    /// The most WebSockets one HTTP/2 connection may carry at once (default 128).
+    #[arg(long, value_name = "N")]
+    http2_max_streams: Option<u32>,
     /// No line per connection (for many connections); the start, broker and stop lines stay.
     #[arg(short, long)]
     quiet: bool,
@@ -61,6 +76,12 @@ pub struct ServeArgs {
 enum Mode {
     Echo,
     Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,6 +133,20 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     if let Some(url) = &args.broker {
         builder = broker(builder, url)?;
     }
+    if let Some(files) = &args.tls {
+        let tls = ServerTls::from_pem_files(&files[0], &files[1])
+            .map_err(|e| CliError(format!("--tls: {e}")))?;
+        builder = builder.tls(tls);
+    }
+    let mut http2 = Http2Config {
+        enabled: args.http2 == OnOff::On,
+        cleartext: args.h2c,
+        ..Http2Config::default()
+    };
+    if let Some(max) = args.http2_max_streams {
+        http2.max_streams = max;
+    }
+    builder = builder.http2(http2);
     let server = builder
         .bind((args.host.as_str(), args.port))
         .await
@@ -126,7 +161,8 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         .map_err(|e| CliError(format!("cannot read the listening address: {e}")))?;
     // The first stdout line is the URL, so scripts and tests can use `--port 0`.
     say(format_args!(
-        "listening on ws://{addr}{}",
+        "listening on {}://{addr}{}",
+        if args.tls.is_some() { "wss" } else { "ws" },
         args.path.as_deref().unwrap_or("/")
     ));
     eprintln!(
@@ -194,9 +230,23 @@ async fn handle_client(
             eprintln!("{line}");
         }
     };
+    // Over HTTP/2 the request is an extended CONNECT on a stream of a shared connection.
+    let over = match ws.get_ref() {
+        ServerStream::Http2(stream) => format!(
+            " over HTTP/2 (extended CONNECT, stream {})",
+            stream.stream_id()
+        ),
+        _ => String::new(),
+    };
     log(format_args!(
-        "[{peer}] connected {}{}",
-        escape(&client.request().uri().to_string()),
+        "[{peer}] connected {}{over}{}",
+        escape(
+            client
+                .request()
+                .uri()
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+        ),
         client
             .protocol()
             .map(|p| format!(" (subprotocol {})", escape(p)))

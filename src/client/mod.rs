@@ -12,6 +12,8 @@
 //! ```
 
 mod dial;
+#[cfg(feature = "http2")]
+mod http2;
 pub(crate) mod proxy;
 mod redirect;
 pub(crate) mod url;
@@ -74,6 +76,11 @@ pub struct ClientBuilder {
     dial: Dial,
     mask_generator: Option<Hook<SharedMaskGenerator>>,
     on_redirect: Option<Hook<RedirectHook>>,
+    #[cfg(feature = "http2")]
+    http2: crate::http2::Http2Config,
+    /// HTTP/2 connections by origin, shared by the clones of this builder.
+    #[cfg(feature = "http2")]
+    pool: Arc<http2::Pool>,
 }
 
 /// The caller's mask generator, shared by every connection the builder opens.
@@ -126,6 +133,13 @@ impl Default for ClientBuilder {
             dial: Dial::default(),
             mask_generator: None,
             on_redirect: None,
+            #[cfg(feature = "http2")]
+            http2: crate::http2::Http2Config {
+                enabled: false,
+                ..crate::http2::Http2Config::default()
+            },
+            #[cfg(feature = "http2")]
+            pool: Arc::default(),
         }
     }
 }
@@ -169,6 +183,20 @@ impl ClientBuilder {
     /// The origin to declare.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = Some(origin.into());
+        self
+    }
+
+    /// WebSockets over HTTP/2 (RFC 8441), off by default; `Http2Config::default()` turns it
+    /// on. A `wss://` connection then offers ALPN `h2`; when the server answers with it and
+    /// allows extended CONNECT (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), the WebSocket is a stream
+    /// of that HTTP/2 connection, and later WebSockets to the same origin from this builder
+    /// (or its clones) share it. Otherwise the handshake falls back to HTTP/1.1, on the same
+    /// TLS connection when ALPN chose `http/1.1`; an origin found without extended CONNECT
+    /// goes straight to HTTP/1.1 afterwards. `ws://` URLs use HTTP/1.1 unless `cleartext` is
+    /// set (h2c with prior knowledge). Not used through a Unix socket.
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self, config: crate::http2::Http2Config) -> Self {
+        self.http2 = config;
         self
     }
 
@@ -306,8 +334,7 @@ impl ClientBuilder {
         add_basic_auth(&mut headers, credentials);
         let mut redirects = 0;
         loop {
-            let stream = self.open(&target).await?;
-            match self.handshake_with(stream, &uri, &headers).await {
+            match self.attempt(&target, &uri, &headers).await {
                 Ok((mut ws, response)) => {
                     ws.set_url(display_url(&target, &uri).into_boxed_str());
                     return Ok((ws, response));
@@ -355,9 +382,38 @@ impl ClientBuilder {
         }
     }
 
+    /// One try at the handshake: over HTTP/2 when it is on and the origin speaks RFC 8441,
+    /// else HTTP/1.1 (on the connection ALPN settled on, or a new one).
+    async fn attempt(
+        &self,
+        target: &Target,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(WebSocket<ClientStream>, Response<()>)> {
+        #[cfg(feature = "http2")]
+        let opened = match self.http2.enabled {
+            true => match self.connect_http2(target, uri, headers).await? {
+                http2::Attempt::Done(ws, response) => return Ok((ws, response)),
+                http2::Attempt::Http1(stream) => stream,
+            },
+            false => None,
+        };
+        #[cfg(not(feature = "http2"))]
+        let opened = None;
+        let stream = match opened {
+            Some(stream) => stream,
+            None => self.open(target, false).await?,
+        };
+        self.handshake_with(stream, uri, headers).await
+    }
+
     /// Opens the transport to `target`: a Unix socket, or TCP (through the proxy, if any),
-    /// then TLS for `wss://`.
-    async fn open(&self, target: &Target) -> Result<ClientStream> {
+    /// then TLS for `wss://`, offering ALPN `h2` if `offer_h2`.
+    async fn open(
+        &self,
+        target: &Target,
+        #[cfg_attr(not(feature = "http2"), allow(unused_variables))] offer_h2: bool,
+    ) -> Result<ClientStream> {
         let (host, port, secure) = match target {
             #[cfg(unix)]
             Target::Unix(path) => {
@@ -384,6 +440,12 @@ impl ClientBuilder {
         };
         let _ = tcp.set_nodelay(true);
         if secure {
+            #[cfg(feature = "http2")]
+            if offer_h2 {
+                return Ok(ClientStream::Tls(Box::new(
+                    self.tls.connect_h2(host, tcp).await?,
+                )));
+            }
             #[cfg(feature = "tls")]
             return Ok(ClientStream::Tls(Box::new(
                 self.tls.connect(host, tcp).await?,
@@ -435,6 +497,8 @@ impl ClientBuilder {
         if let Some(deflate) = &self.deflate {
             deflate.validate().map_err(Error::invalid_input)?;
         }
+        #[cfg(feature = "http2")]
+        self.http2.validate()?;
         Ok(())
     }
 
@@ -474,30 +538,7 @@ impl ClientBuilder {
         let response = parse_response(&head, &self.limits)?;
         match validate_response(&response, &key, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
-                let mut conn = Connection::new(Role::Client, self.config.clone());
-                if let Some(Hook(generator)) = &self.mask_generator {
-                    let generator = generator.clone();
-                    conn = conn.with_mask_generator(Box::new(move || {
-                        // A generator that panicked once still answers the next time.
-                        let mut generator =
-                            generator.lock().unwrap_or_else(PoisonError::into_inner);
-                        (*generator)()
-                    }));
-                }
-                if let Some(deflate) = &self.deflate {
-                    let answer = response
-                        .headers()
-                        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-                        .iter()
-                        .map(|v| v.as_bytes());
-                    let negotiated =
-                        negotiation::validate_answer(answer, deflate).map_err(|why| {
-                            Error::from(HandshakeError::UnexpectedExtension).with_message(why)
-                        })?;
-                    if let Some(params) = negotiated {
-                        conn = conn.with_deflate(params, deflate.clone());
-                    }
-                }
+                let conn = self.client_connection(&response)?;
                 Ok((
                     WebSocket::from_parts(stream, conn, leftover, protocol),
                     response,
@@ -511,6 +552,36 @@ impl ClientBuilder {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+impl ClientBuilder {
+    /// The protocol core for an accepted handshake: the mask generator, and the deflate
+    /// parameters the server's answer settled on.
+    fn client_connection(&self, response: &Response<()>) -> Result<Connection> {
+        let mut conn = Connection::new(Role::Client, self.config.clone());
+        if let Some(Hook(generator)) = &self.mask_generator {
+            let generator = generator.clone();
+            conn = conn.with_mask_generator(Box::new(move || {
+                // A generator that panicked once still answers the next time.
+                let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
+                (*generator)()
+            }));
+        }
+        if let Some(deflate) = &self.deflate {
+            let answer = response
+                .headers()
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .map(|v| v.as_bytes());
+            let negotiated = negotiation::validate_answer(answer, deflate).map_err(|why| {
+                Error::from(HandshakeError::UnexpectedExtension).with_message(why)
+            })?;
+            if let Some(params) = negotiated {
+                conn = conn.with_deflate(params, deflate.clone());
+            }
+        }
+        Ok(conn)
     }
 }
 

@@ -2,7 +2,7 @@
 //! server's response.
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 
 use super::{accept_key, header_has_token};
 use crate::error::HandshakeError;
@@ -63,6 +63,50 @@ pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
     if let Ok(key) = HeaderValue::from_str(req.key) {
         headers.insert(header::SEC_WEBSOCKET_KEY, key);
     }
+    add_websocket_headers(&mut headers, req);
+    write_headers(&mut out, &headers);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The head of the HTTP/2 extended CONNECT (RFC 8441 §4): CONNECT to the URL's authority and
+/// path (`:scheme` https for `wss://`, http for `ws://`), the same WebSocket headers as
+/// HTTP/1.1 but no key, `Upgrade` or `Connection`. The HTTP/2 layer adds `:protocol`.
+pub fn build_connect_request(req: &ClientRequest<'_>) -> Result<Request<()>, HandshakeError> {
+    let scheme = match req.uri.scheme_str() {
+        Some("wss") | Some("https") => "https",
+        _ => "http",
+    };
+    let authority = host_header(req.uri);
+    let target = req
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("/");
+    let uri = Uri::builder()
+        .scheme(scheme)
+        .authority(authority.as_str())
+        .path_and_query(target)
+        .build()
+        .map_err(|_| HandshakeError::Malformed("URL not valid as an HTTP/2 request target"))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in req.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    headers.remove(header::HOST);
+    crate::handshake::server::remove_connection_headers(&mut headers);
+    add_websocket_headers(&mut headers, req);
+    let mut request = Request::new(());
+    *request.method_mut() = Method::CONNECT;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_2;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The headers both forms of the request carry: version, subprotocols, extensions, origin.
+fn add_websocket_headers(headers: &mut HeaderMap, req: &ClientRequest<'_>) {
     headers.insert(
         header::SEC_WEBSOCKET_VERSION,
         HeaderValue::from(u16::from(req.version)),
@@ -83,9 +127,6 @@ pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
         };
         headers.insert(name, origin);
     }
-    write_headers(&mut out, &headers);
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// Checks a `101` response: `Upgrade: websocket`, `Connection: upgrade`, the accept value for
@@ -117,6 +158,31 @@ pub fn validate_response(
         Some(value) if value.as_bytes() == expected.as_bytes() => {}
         _ => return Err(HandshakeError::InvalidAccept),
     }
+    check_choices(headers, offered, extensions_offered)
+}
+
+/// Checks the answer to an HTTP/2 extended CONNECT (RFC 8441 §5): a 2xx status, then the
+/// subprotocol and extension checks of [`validate_response`]. Returns the chosen subprotocol.
+///
+/// # Errors
+/// As [`validate_response`]; any status but 2xx is [`HandshakeError::UnexpectedStatus`].
+pub fn validate_connect_response(
+    response: &Response<()>,
+    offered: &[String],
+    extensions_offered: bool,
+) -> Result<Option<String>, HandshakeError> {
+    if !response.status().is_success() {
+        return Err(HandshakeError::UnexpectedStatus(response.status().as_u16()));
+    }
+    check_choices(response.headers(), offered, extensions_offered)
+}
+
+/// The server's subprotocol must be one offered, and extensions only if some were.
+fn check_choices(
+    headers: &HeaderMap,
+    offered: &[String],
+    extensions_offered: bool,
+) -> Result<Option<String>, HandshakeError> {
     let mut protocols = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
     let protocol = match (protocols.next(), protocols.next()) {
         (None, _) => None,

@@ -22,13 +22,43 @@ pub struct UpgradeRequest {
     pub origin: Option<String>,
 }
 
+/// The `:protocol` pseudo-header of an HTTP/2 extended CONNECT (RFC 8441 §4), put in the
+/// request's extensions by the HTTP/2 layer that read it, so that one validation path sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectProtocol(pub(crate) String);
+
+/// An HTTP/2 request head as the one decision path sees it: `:protocol` (read by the HTTP/2
+/// library) as [`ConnectProtocol`], and `Host` from `:authority`, for hooks that read it
+/// (HTTP/2 carries the authority in the URI).
+pub(crate) fn http2_head(mut head: Request<()>, protocol: Option<&str>) -> Request<()> {
+    if let Some(protocol) = protocol {
+        let protocol = ConnectProtocol(protocol.to_owned());
+        head.extensions_mut().insert(protocol);
+    }
+    if !head.headers().contains_key(header::HOST) {
+        let host = head
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = host {
+            head.headers_mut().insert(header::HOST, host);
+        }
+    }
+    head
+}
+
 /// Validates an upgrade request. The checks, in order: GET (405), HTTP/1.1 or later, `Host`,
 /// `Upgrade: websocket`, `Connection: upgrade`, a 16-byte base64 key (all 400), version 13 or 8
-/// (426), well-formed subprotocols (400).
+/// (426), well-formed subprotocols (400). An HTTP/2 request is an extended CONNECT instead
+/// (RFC 8441 §5): CONNECT (405), `:protocol` websocket and an authority (400), then the same
+/// version and subprotocol checks; it has no key.
 ///
 /// # Errors
 /// The first check that fails; [`HandshakeError::status`] gives the HTTP status to answer.
 pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeError> {
+    if req.version() == Version::HTTP_2 {
+        return validate_extended_connect(req);
+    }
     if req.method() != Method::GET {
         return Err(HandshakeError::MethodNotAllowed);
     }
@@ -50,6 +80,27 @@ pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeEr
         (Some(key), None) if is_valid_key(key.as_bytes()) => key,
         _ => return Err(HandshakeError::InvalidKey),
     };
+    // A valid key is base64, hence ASCII.
+    upgrade_fields(headers, String::from_utf8_lossy(key.as_bytes()).into_owned())
+}
+
+/// RFC 8441 §4-5: the HTTP/2 form of the upgrade request.
+fn validate_extended_connect(req: &Request<()>) -> Result<UpgradeRequest, HandshakeError> {
+    if req.method() != Method::CONNECT {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    match req.extensions().get::<ConnectProtocol>() {
+        Some(ConnectProtocol(protocol)) if protocol.eq_ignore_ascii_case("websocket") => {}
+        _ => return Err(HandshakeError::NotWebSocketConnect),
+    }
+    if req.uri().authority().is_none() && req.headers().get(header::HOST).is_none() {
+        return Err(HandshakeError::MissingHost);
+    }
+    upgrade_fields(req.headers(), String::new())
+}
+
+/// The checks both forms share: the version, the subprotocols, the origin.
+fn upgrade_fields(headers: &HeaderMap, key: String) -> Result<UpgradeRequest, HandshakeError> {
     let version = match headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
@@ -69,12 +120,40 @@ pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeEr
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     Ok(UpgradeRequest {
-        // A valid key is base64, hence ASCII.
-        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        key,
         version,
         protocols,
         origin,
     })
+}
+
+/// The headers of the `200` that accepts an extended CONNECT (RFC 8441 §5): the chosen
+/// subprotocol and the application's headers, without the connection-specific ones HTTP/2
+/// forbids (RFC 9113 §8.2.2).
+pub fn connect_accept_headers(protocol: Option<&str>, extra: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = protocol.and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    for (name, value) in extra {
+        headers.append(name.clone(), value.clone());
+    }
+    remove_connection_headers(&mut headers);
+    headers
+}
+
+/// Removes the headers HTTP/2 forbids (RFC 9113 §8.2.2), which an HTTP/2 library refuses to
+/// send.
+pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::UPGRADE,
+        header::TRANSFER_ENCODING,
+        http::header::HeaderName::from_static("keep-alive"),
+        http::header::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
 }
 
 /// The headers of a `101 Switching Protocols` answer to `key`, plus the chosen subprotocol and

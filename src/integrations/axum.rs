@@ -29,7 +29,7 @@ use axum_core::response::Response;
 use http::request::Parts;
 use http::{HeaderMap, Request, StatusCode};
 
-use super::hyper::{upgrade_head, UpgradedStream};
+use super::hyper::{request_head, upgrade_head, UpgradedStream};
 use crate::handshake::server::{error_status, rejection, validate_request};
 use crate::io::WebSocket;
 use crate::server::{ClientInfo, ServerBuilder};
@@ -89,6 +89,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         *head.uri_mut() = parts.uri.clone();
         *head.version_mut() = parts.version;
         *head.headers_mut() = parts.headers.clone();
+        let head = request_head(head, &parts.extensions);
         if let Err(error) = validate_request(&head) {
             return Err(refuse(error_status(&error)));
         }

@@ -41,7 +41,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::error::{Error, Result};
 use crate::handshake::header_has_token;
-use crate::handshake::server::{accept_headers, rejection};
+use crate::handshake::server::{
+    accept_headers, connect_accept_headers, http2_head, rejection, remove_connection_headers,
+};
 use crate::io::WebSocket;
 use crate::proto::connection::Connection;
 use crate::server::accept::{connection, decide, Decision};
@@ -51,11 +53,38 @@ use crate::server::{ClientInfo, ServerBuilder};
 pub type UpgradedStream = TokioIo<::hyper::upgrade::Upgraded>;
 
 /// Whether `request` asks for a WebSocket upgrade (`Connection: upgrade` and
-/// `Upgrade: websocket`), to route it to [`upgrade`] and everything else to plain HTTP.
+/// `Upgrade: websocket`), or, over HTTP/2, is an extended CONNECT with `:protocol` websocket
+/// (RFC 8441), to route it to [`upgrade`] and everything else to plain HTTP.
 pub fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+    if request.version() == http::Version::HTTP_2 {
+        return request.method() == http::Method::CONNECT
+            && connect_protocol(request.extensions())
+                .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
+    }
     let headers = request.headers();
     header_has_token(headers, header::CONNECTION, "upgrade")
         && header_has_token(headers, header::UPGRADE, "websocket")
+}
+
+/// The `:protocol` of an HTTP/2 extended CONNECT, as hyper hands it over.
+fn connect_protocol(extensions: &http::Extensions) -> Option<&str> {
+    #[cfg(feature = "http2")]
+    return extensions.get::<::hyper::ext::Protocol>().map(|p| p.as_str());
+    #[cfg(not(feature = "http2"))]
+    return {
+        let _ = extensions;
+        None
+    };
+}
+
+/// A request's head for the decision; for HTTP/2, with its `:protocol` (from `extensions`,
+/// where hyper put it) and authority made visible to it (see `http2_head`).
+pub(crate) fn request_head(head: Request<()>, extensions: &http::Extensions) -> Request<()> {
+    if head.version() != http::Version::HTTP_2 {
+        return head;
+    }
+    let protocol = connect_protocol(extensions).map(str::to_owned);
+    http2_head(head, protocol.as_deref())
 }
 
 /// An accepted upgrade: the connection becomes a [`WebSocket`] once the `101` response was
@@ -96,7 +125,8 @@ impl PendingWebSocket {
 }
 
 /// Decides on an upgrade request with the options of `options` (limits, path, hook,
-/// subprotocols, deflate, connection config) and answers the response to send: `101` with a
+/// subprotocols, deflate, connection config) and answers the response to send: `101` (`200`
+/// for an HTTP/2 extended CONNECT; serve HTTP/2 with `enable_connect_protocol()`) with a
 /// [`PendingWebSocket`], or the error status (400, 405, 426, or what the hook chose) with its
 /// headers and body and no WebSocket.
 ///
@@ -109,14 +139,11 @@ pub async fn upgrade<B>(
 ) -> (Response<Full<Bytes>>, Option<PendingWebSocket>) {
     let on_upgrade = ::hyper::upgrade::on(&mut request);
     // The decision looks at the head only; an upgrade request has no body.
-    let (parts, _body) = request.into_parts();
-    upgrade_head(
-        options,
-        Request::from_parts(parts, ()),
-        on_upgrade,
-        remote_addr,
-    )
-    .await
+    let (mut parts, _body) = request.into_parts();
+    let extensions = std::mem::take(&mut parts.extensions);
+    let mut head = request_head(Request::from_parts(parts, ()), &extensions);
+    head.extensions_mut().extend(extensions);
+    upgrade_head(options, head, on_upgrade, remote_addr).await
 }
 
 /// [`upgrade`] on a request head whose upgrade future was already taken out.
@@ -126,12 +153,19 @@ pub(crate) async fn upgrade_head(
     on_upgrade: ::hyper::upgrade::OnUpgrade,
     remote_addr: Option<SocketAddr>,
 ) -> (Response<Full<Bytes>>, Option<PendingWebSocket>) {
+    let http2 = head.version() == http::Version::HTTP_2;
     match decide(options, head, remote_addr).await {
         Decision::Accept { info, headers } => {
             let mut response = Response::new(Full::new(Bytes::new()));
-            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            *response.headers_mut() =
-                accept_headers(&info.upgrade.key, info.protocol.as_deref(), &headers);
+            if http2 {
+                // RFC 8441 §5: a 2xx answers an extended CONNECT.
+                *response.headers_mut() =
+                    connect_accept_headers(info.protocol.as_deref(), &headers);
+            } else {
+                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                *response.headers_mut() =
+                    accept_headers(&info.upgrade.key, info.protocol.as_deref(), &headers);
+            }
             let conn = connection(options, &info);
             let pending = PendingWebSocket {
                 on_upgrade,
@@ -141,8 +175,11 @@ pub(crate) async fn upgrade_head(
             (response, Some(pending))
         }
         Decision::Refuse(refusal) => {
-            let (parts, body) =
+            let (mut parts, body) =
                 rejection(refusal.status, &refusal.headers, &refusal.body).into_parts();
+            if http2 {
+                remove_connection_headers(&mut parts.headers);
+            }
             (Response::from_parts(parts, Full::new(body)), None)
         }
     }

@@ -19,6 +19,8 @@
 //! ```
 
 pub(crate) mod accept;
+#[cfg(feature = "http2")]
+mod http2;
 mod registry;
 mod topics;
 
@@ -86,6 +88,8 @@ pub struct ServerBuilder {
     deflate: Option<DeflateConfig>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTls>,
+    #[cfg(feature = "http2")]
+    http2: crate::http2::Http2Config,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -120,6 +124,8 @@ impl Default for ServerBuilder {
             deflate: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "http2")]
+            http2: crate::http2::Http2Config::default(),
         }
     }
 }
@@ -291,6 +297,18 @@ impl ServerBuilder {
         self
     }
 
+    /// WebSockets over HTTP/2 (RFC 8441), on by default: a TLS server offers ALPN `h2` beside
+    /// `http/1.1` and accepts extended CONNECTs on any stream, with the same path filter,
+    /// hooks, subprotocol and deflate negotiation as an HTTP/1.1 upgrade. `enabled: false`
+    /// serves HTTP/1.1 only; `cleartext: true` also takes h2c with prior knowledge on a server
+    /// without TLS. See [`Http2Config`](crate::http2::Http2Config) for the stream limit and
+    /// flow-control windows.
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self, config: crate::http2::Http2Config) -> Self {
+        self.http2 = config;
+        self
+    }
+
     /// Listens on a Unix domain socket at `path` (clients connect with
     /// `ws+unix:/path:/request`). A stale socket file left by an earlier run is replaced.
     ///
@@ -342,6 +360,8 @@ impl ServerBuilder {
         if let Some(deflate) = &self.deflate {
             deflate.validate().map_err(Error::invalid_input)?;
         }
+        #[cfg(feature = "http2")]
+        self.http2.validate()?;
         Ok(())
     }
 
@@ -372,7 +392,14 @@ impl ServerBuilder {
         self.serve_on(Listener::Tcp(listener))
     }
 
-    fn serve_on(self, listener: Listener) -> Server {
+    fn serve_on(
+        #[cfg_attr(not(all(feature = "tls", feature = "http2")), allow(unused_mut))] mut self,
+        listener: Listener,
+    ) -> Server {
+        #[cfg(all(feature = "tls", feature = "http2"))]
+        if !self.http2.enabled {
+            self.tls = self.tls.take().map(|tls| tls.without_h2());
+        }
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let link = self.broker.clone().map(|broker| {
                 let weak = weak.clone();
@@ -436,19 +463,42 @@ impl Drop for Shared {
 }
 
 impl Shared {
-    /// TLS if configured, the opening handshake, and the client's registration (tracked in
-    /// `registration` until the task ends); `None` when the connection ends before its handler
-    /// runs (a failed handshake, or a server shutting down: then closed with 1001).
+    /// TLS if configured, then either an HTTP/2 connection (served by `http2::serve`) or the
+    /// opening handshake and the client's registration; `Nothing` when the connection ends
+    /// before its handler runs (a failed handshake, or a server shutting down).
     async fn open<'a>(
         &'a self,
         stream: ServerStream,
         remote: Option<SocketAddr>,
         registration: &mut registry::Unregister<'a>,
+    ) -> Opened {
+        let Ok(stream) = self.options.secure(stream).await else {
+            return Opened::Nothing;
+        };
+        #[cfg(feature = "http2")]
+        let stream = match http2::detect(&self.options, stream).await {
+            http2::Detected::Http2(stream) => return Opened::Http2(stream),
+            http2::Detected::Http1(stream) => stream,
+        };
+        let Ok((ws, info)) = self.options.accept(stream, remote).await else {
+            return Opened::Nothing;
+        };
+        match self.register(ws, info, registration).await {
+            Some((ws, info)) => Opened::WebSocket(ws, info),
+            None => Opened::Nothing,
+        }
+    }
+
+    /// Registers an accepted client (when clients are tracked) until `registration` drops;
+    /// `None` when the server is shutting down (the client is closed with 1001).
+    async fn register<'a>(
+        &'a self,
+        mut ws: WebSocket<ServerStream>,
+        mut info: ClientInfo,
+        registration: &mut registry::Unregister<'a>,
     ) -> Option<(WebSocket<ServerStream>, ClientInfo)> {
-        let stream = self.options.secure(stream).await.ok()?;
-        let (mut ws, mut info) = self.options.accept(stream, remote).await.ok()?;
         if self.options.track_clients {
-            let (id, outbox) = self.registry.register(remote);
+            let (id, outbox) = self.registry.register(info.remote_addr());
             registration.id = Some(id);
             info.id = Some(id);
             ws.set_outbox(outbox);
@@ -459,6 +509,46 @@ impl Shared {
         }
         Some((ws, info))
     }
+}
+
+/// One accepted connection's task: TLS, the handshake, then the handler, or the HTTP/2
+/// connection whose streams each get a task of their own.
+async fn run_connection<F, Fut>(
+    shared: Arc<Shared>,
+    handler: Arc<F>,
+    stream: ServerStream,
+    remote: Option<SocketAddr>,
+) where
+    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _untrack = registry::UntrackTask(&shared.registry);
+    let mut registration = registry::Unregister {
+        registry: &shared.registry,
+        id: None,
+    };
+    // The handshake's state is large and short-lived: boxed, so that the task keeps no room
+    // for it while the connection is open (an idle connection costs mostly its task). And
+    // nothing of it is bound across the handler's await, which would keep room for the
+    // connection twice.
+    let connection = match Box::pin(shared.open(stream, remote, &mut registration)).await {
+        Opened::WebSocket(ws, info) => handler(ws, info),
+        #[cfg(feature = "http2")]
+        Opened::Http2(stream) => {
+            drop(registration);
+            return http2::serve(&shared, &handler, stream, remote).await;
+        }
+        Opened::Nothing => return,
+    };
+    connection.await;
+}
+
+/// What became of a new connection before its handler.
+enum Opened {
+    WebSocket(WebSocket<ServerStream>, ClientInfo),
+    #[cfg(feature = "http2")]
+    Http2(ServerStream),
+    Nothing,
 }
 
 /// Deliveries dropped and clients closed for falling behind ([`ServerHandle::slow_stats`]).
@@ -619,25 +709,12 @@ impl Server {
                     continue;
                 }
             };
-            let shared = self.shared.clone();
-            let handler = handler.clone();
-            let task = tokio::spawn(async move {
-                let _untrack = registry::UntrackTask(&shared.registry);
-                let mut registration = registry::Unregister {
-                    registry: &shared.registry,
-                    id: None,
-                };
-                // The handshake's state is large and short-lived: boxed, so that the task keeps
-                // no room for it while the connection is open (an idle connection costs mostly
-                // its task). And nothing of it is bound across the handler's await, which
-                // would keep room for the connection twice.
-                let connection =
-                    match Box::pin(shared.open(stream, remote, &mut registration)).await {
-                        Some((ws, info)) => handler(ws, info),
-                        None => return,
-                    };
-                connection.await;
-            });
+            let task = tokio::spawn(run_connection(
+                self.shared.clone(),
+                handler.clone(),
+                stream,
+                remote,
+            ));
             self.shared.registry.track_task(task.abort_handle());
         }
     }

@@ -1,0 +1,182 @@
+//! The server's HTTP/2 connections (RFC 8441): each extended CONNECT goes through the same
+//! decision as an HTTP/1.1 upgrade (`accept::decide`), is answered `200` instead of `101`, and
+//! its stream runs the handler in a task of its own, registered like any other client.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{Request, Response};
+
+use super::accept::{connection, decide, ClientInfo, Decision};
+use super::{registry, ServerBuilder, ServerStream, Shared};
+use crate::handshake::server::{
+    connect_accept_headers, http2_head, rejection, remove_connection_headers,
+};
+use crate::http2::{Http2Stream, PREFACE};
+use crate::io::WebSocket;
+
+/// Whether a connection speaks HTTP/2.
+pub(super) enum Detected {
+    Http2(ServerStream),
+    Http1(ServerStream),
+}
+
+/// HTTP/2 when TLS negotiated `h2` (ALPN), or, with `cleartext`, when a plain connection opens
+/// with the HTTP/2 preface (peeked, so an HTTP/1.1 request is read whole by its handshake).
+pub(super) async fn detect(options: &ServerBuilder, stream: ServerStream) -> Detected {
+    if !options.http2.enabled {
+        return Detected::Http1(stream);
+    }
+    match &stream {
+        #[cfg(feature = "tls")]
+        ServerStream::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            Detected::Http2(stream)
+        }
+        ServerStream::Plain(tcp) if options.http2.cleartext => {
+            let mut head = [0u8; PREFACE.len()];
+            let peeked = tokio::time::timeout(options.limits.timeout, async {
+                // Peek until the preface is whole or ruled out.
+                loop {
+                    let n = tcp.peek(&mut head).await?;
+                    if n == 0 || n == head.len() || head[..n] != PREFACE[..n] {
+                        return std::io::Result::Ok(n);
+                    }
+                    tcp.readable().await?;
+                }
+            })
+            .await;
+            match peeked {
+                Ok(Ok(n)) if head[..n] == *PREFACE => Detected::Http2(stream),
+                _ => Detected::Http1(stream),
+            }
+        }
+        _ => Detected::Http1(stream),
+    }
+}
+
+/// Serves one HTTP/2 connection until it ends: its settings (extended CONNECT on, the stream
+/// limit, the windows), each stream in a task, a GOAWAY when the server shuts down.
+pub(super) async fn serve<F, Fut>(
+    shared: &Arc<Shared>,
+    handler: &Arc<F>,
+    io: ServerStream,
+    remote: Option<SocketAddr>,
+) where
+    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let options = &shared.options;
+    let settings = &options.http2;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .enable_connect_protocol()
+        .max_concurrent_streams(settings.max_streams)
+        .initial_window_size(settings.stream_window)
+        .initial_connection_window_size(settings.connection_window())
+        .max_frame_size(settings.max_frame_size)
+        .max_header_list_size(u32::try_from(options.limits.max_head_size).unwrap_or(u32::MAX));
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let Ok(Ok(mut h2)) = tokio::time::timeout(options.limits.timeout, handshake).await else {
+        return;
+    };
+    let mut going_away = false;
+    loop {
+        let shutdown = shared.shutdown.notified();
+        tokio::pin!(shutdown);
+        shutdown.as_mut().enable();
+        if !going_away && shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            h2.graceful_shutdown();
+            going_away = true;
+        }
+        // `accept` also drives the connection: it is polled until the connection ends.
+        tokio::select! {
+            next = h2.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    let task = tokio::spawn(run_stream(
+                        shared.clone(),
+                        handler.clone(),
+                        request,
+                        respond,
+                        remote,
+                    ));
+                    shared.registry.track_task(task.abort_handle());
+                }
+                Some(Err(_)) | None => return,
+            },
+            () = shutdown, if !going_away => {
+                h2.graceful_shutdown();
+                going_away = true;
+            }
+        }
+    }
+}
+
+/// One stream's task: the decision, the answer, then the handler.
+async fn run_stream<F, Fut>(
+    shared: Arc<Shared>,
+    handler: Arc<F>,
+    request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    remote: Option<SocketAddr>,
+) where
+    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _untrack = registry::UntrackTask(&shared.registry);
+    let mut registration = registry::Unregister {
+        registry: &shared.registry,
+        id: None,
+    };
+    let opened = Box::pin(open_stream(&shared, request, respond, remote)).await;
+    let Some((ws, info)) = opened else { return };
+    let connection = match shared.register(ws, info, &mut registration).await {
+        Some((ws, info)) => handler(ws, info),
+        None => return,
+    };
+    connection.await;
+}
+
+/// Decides on a stream's request (within the handshake timeout) and answers it: `200` and a
+/// WebSocket on the stream, or the refusal's status, headers and body.
+async fn open_stream(
+    shared: &Shared,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    remote: Option<SocketAddr>,
+) -> Option<(WebSocket<ServerStream>, ClientInfo)> {
+    let options = &shared.options;
+    let (parts, recv) = request.into_parts();
+    let mut head = Request::from_parts(parts, ());
+    let protocol = head.extensions_mut().remove::<h2::ext::Protocol>();
+    let head = http2_head(head, protocol.as_ref().map(h2::ext::Protocol::as_str));
+    let decision = tokio::time::timeout(options.limits.timeout, decide(options, head, remote));
+    let Ok(decision) = decision.await else {
+        respond.send_reset(h2::Reason::CANCEL);
+        return None;
+    };
+    match decision {
+        Decision::Accept { info, headers } => {
+            let mut response = Response::new(());
+            *response.headers_mut() = connect_accept_headers(info.protocol.as_deref(), &headers);
+            let send = respond.send_response(response, false).ok()?;
+            let stream = ServerStream::Http2(Http2Stream::new(send, recv));
+            let conn = connection(options, &info);
+            let ws = WebSocket::from_parts(stream, conn, BytesMut::new(), info.protocol.clone());
+            Some((ws, *info))
+        }
+        Decision::Refuse(refusal) => {
+            let (mut parts, body) =
+                rejection(refusal.status, &refusal.headers, &refusal.body).into_parts();
+            remove_connection_headers(&mut parts.headers);
+            let head = Response::from_parts(parts, ());
+            if let Ok(mut send) = respond.send_response(head, body.is_empty()) {
+                let _ = send.send_data(body, true);
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! WebSockets over HTTP/2 (RFC 8441) between our client and server over TLS and h2c: many
+//! WebSockets on one connection, the same decision path (refusals, subprotocols, deflate) as
+//! HTTP/1.1, the fall back to HTTP/1.1, the close handshake ending streams with END_STREAM, an
+//! abandoned WebSocket resetting only its stream, and a failed connection ending every stream
+//! with 1006.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::certs::Ca;
+use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::http2::Http2Config;
+use enim_labore_occaecati::server::{ClientInfo, Server, ServerBuilder, ServerStream};
+use enim_labore_occaecati::tls::{ClientTls, ServerTls};
+use enim_labore_occaecati::{ClientBuilder, CloseFrame, ErrorKind, Message, WebSocket};
+use tokio::sync::mpsc;
+
+/// What the server saw of each WebSocket: method, HTTP version, remote address, and how the
+/// connection ended (`None`: a clean close).
+#[derive(Debug)]
+struct Seen {
+    method: http::Method,
+    version: http::Version,
+    remote: Option<SocketAddr>,
+    protocol: Option<String>,
+    ended: Option<u16>,
+}
+
+/// An echo server with `builder`'s options that reports every WebSocket once it ends.
+async fn echo_server(builder: ServerBuilder) -> (u16, mpsc::UnboundedReceiver<Seen>) {
+    let server = builder.bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let (seen, reports) = mpsc::unbounded_channel();
+    tokio::spawn(server.serve(move |ws, info| echo(ws, info, seen.clone())));
+    (port, reports)
+}
+
+async fn echo(mut ws: WebSocket<ServerStream>, info: ClientInfo, seen: mpsc::UnboundedSender<Seen>) {
+    let ended = loop {
+        match ws.recv().await {
+            Ok(Some(message)) => {
+                if let Err(error) = ws.send(message).await {
+                    panic!("send failed: {error:?}");
+                }
+            }
+            Ok(None) => break None,
+            Err(error) if error.kind() == ErrorKind::AbnormalClosure => break Some(1006),
+            Err(error) => panic!("unexpected end: {error:?}"),
+        }
+    };
+    let _ = seen.send(Seen {
+        method: info.request().method().clone(),
+        version: info.request().version(),
+        remote: info.remote_addr(),
+        protocol: info.protocol().map(str::to_owned),
+        ended,
+    });
+}
+
+fn tls_pair() -> (ServerTls, ClientTls) {
+    let ca = Ca::new("elo h2 test CA");
+    let leaf = ca.server(&["localhost", "127.0.0.1"]);
+    let server = ServerTls::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap();
+    let client = ClientTls::new().add_root_pem(ca.pem.as_bytes()).unwrap();
+    (server, client)
+}
+
+fn h2_client(tls: ClientTls) -> ClientBuilder {
+    ClientBuilder::new().tls(tls).http2(Http2Config::default())
+}
+
+async fn round_trip(ws: &mut WebSocket<enim_labore_occaecati::client::ClientStream>, n: usize) {
+    let text = format!("hello {n}");
+    let binary = Bytes::from(vec![n as u8; 100_000 + n]);
+    ws.send(text.as_str()).await.unwrap();
+    ws.send(binary.clone()).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().unwrap().as_text(), Some(text.as_str()));
+    assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Binary(binary));
+}
+
+#[tokio::test]
+async fn websockets_share_one_tls_connection_as_http2_streams() {
+    let (server_tls, client_tls) = tls_pair();
+    let (port, mut reports) = echo_server(Server::builder().tls(server_tls)).await;
+    let client = h2_client(client_tls).protocol("chat");
+    let url = format!("wss://localhost:{port}/");
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let (ws, response) = client.connect(&url).await.unwrap();
+        // RFC 8441 §5: a 200 answers the extended CONNECT, not a 101.
+        assert_eq!(response.status(), 200);
+        assert!(matches!(ws.get_ref(), enim_labore_occaecati::client::ClientStream::Http2(_)));
+        sockets.push(ws);
+    }
+    // Interleaved: every stream carries its own messages, large ones included.
+    for (n, ws) in sockets.iter_mut().enumerate() {
+        round_trip(ws, n).await;
+    }
+    for ws in &mut sockets {
+        ws.close(None).await.unwrap();
+        // The close handshake ends cleanly: the server's END_STREAM, then ours.
+        assert!(ws.recv().await.unwrap().is_none());
+    }
+    let mut remotes = Vec::new();
+    for _ in 0..4 {
+        let seen = next_report(&mut reports).await;
+        assert_eq!(seen.method, http::Method::CONNECT);
+        assert_eq!(seen.version, http::Version::HTTP_2);
+        assert_eq!(seen.protocol.as_deref(), Some("chat"));
+        assert_eq!(seen.ended, None, "a clean close on the server too");
+        remotes.push(seen.remote.unwrap());
+    }
+    remotes.dedup();
+    assert_eq!(remotes.len(), 1, "one TCP connection for all: {remotes:?}");
+}
+
+#[tokio::test]
+async fn deflate_is_negotiated_per_stream() {
+    let (server_tls, client_tls) = tls_pair();
+    let builder = Server::builder()
+        .tls(server_tls)
+        .deflate(DeflateConfig::default());
+    let (port, _reports) = echo_server(builder).await;
+    let url = format!("wss://localhost:{port}/");
+    let plain = h2_client(client_tls.clone()).deflate(None);
+    let compressed = h2_client(client_tls).deflate(Some(DeflateConfig::default()));
+    let (mut a, response) = compressed.connect(&url).await.unwrap();
+    assert!(response.headers()["sec-websocket-extensions"]
+        .to_str()
+        .unwrap()
+        .starts_with("permessage-deflate"));
+    let (mut b, response) = plain.connect(&url).await.unwrap();
+    assert!(!response.headers().contains_key("sec-websocket-extensions"));
+    round_trip(&mut a, 1).await;
+    round_trip(&mut b, 2).await;
+    a.close(None).await.unwrap();
+    b.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_answer_on_the_stream_and_the_connection_stays_usable() {
+    let (server_tls, client_tls) = tls_pair();
+    let builder = Server::builder().tls(server_tls).path("/ws");
+    let (port, _reports) = echo_server(builder).await;
+    let client = h2_client(client_tls);
+    let error = client
+        .connect(&format!("wss://localhost:{port}/elsewhere"))
+        .await
+        .unwrap_err();
+    let response = error.http_response().expect("the refusal's response");
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.body().as_ref(), b"Bad Request");
+    let (mut ws, _) = client
+        .connect(&format!("wss://localhost:{port}/ws"))
+        .await
+        .unwrap();
+    round_trip(&mut ws, 3).await;
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_client_falls_back_to_http1_when_the_server_has_http2_off() {
+    let (server_tls, client_tls) = tls_pair();
+    let off = Http2Config {
+        enabled: false,
+        ..Http2Config::default()
+    };
+    let (port, mut reports) = echo_server(Server::builder().tls(server_tls).http2(off)).await;
+    let (mut ws, response) = h2_client(client_tls)
+        .connect(&format!("wss://localhost:{port}/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    round_trip(&mut ws, 4).await;
+    ws.close(None).await.unwrap();
+    let seen = next_report(&mut reports).await;
+    assert_eq!(
+        (seen.method, seen.version),
+        (http::Method::GET, http::Version::HTTP_11)
+    );
+}
+
+#[tokio::test]
+async fn cleartext_prior_knowledge_and_http1_on_one_port() {
+    let h2c = Http2Config {
+        cleartext: true,
+        ..Http2Config::default()
+    };
+    let (port, mut reports) = echo_server(Server::builder().http2(h2c)).await;
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (mut over_h2, response) = ClientBuilder::new().http2(h2c).connect(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (mut over_h1, response) = ClientBuilder::new().connect(&url).await.unwrap();
+    assert_eq!(response.status(), 101);
+    round_trip(&mut over_h2, 5).await;
+    round_trip(&mut over_h1, 6).await;
+    over_h2.close(None).await.unwrap();
+    over_h1.close(None).await.unwrap();
+    let mut versions = vec![
+        next_report(&mut reports).await.version,
+        next_report(&mut reports).await.version,
+    ];
+    versions.sort_by_key(|v| format!("{v:?}"));
+    assert_eq!(versions, [http::Version::HTTP_11, http::Version::HTTP_2]);
+}
+
+#[tokio::test]
+async fn an_abandoned_websocket_resets_only_its_stream() {
+    let (server_tls, client_tls) = tls_pair();
+    let (port, mut reports) = echo_server(Server::builder().tls(server_tls)).await;
+    let client = h2_client(client_tls);
+    let url = format!("wss://localhost:{port}/");
+    let (mut kept, _) = client.connect(&url).await.unwrap();
+    let (mut dropped, _) = client.connect(&url).await.unwrap();
+    round_trip(&mut dropped, 7).await;
+    drop(dropped);
+    // RST_STREAM: the server's side ends abnormally (1006)...
+    let seen = next_report(&mut reports).await;
+    assert_eq!(seen.ended, Some(1006));
+    // ...and the other WebSocket on the connection goes on.
+    round_trip(&mut kept, 8).await;
+    kept.close(None).await.unwrap();
+    assert_eq!(next_report(&mut reports).await.ended, None);
+}
+
+#[tokio::test]
+async fn a_failed_connection_ends_every_stream_with_1006() {
+    // A raw HTTP/2 client over a TCP connection the test cuts.
+    let h2c = Http2Config {
+        cleartext: true,
+        ..Http2Config::default()
+    };
+    let (port, mut reports) = echo_server(Server::builder().http2(h2c)).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    let driver = tokio::spawn(connection);
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+    let mut sender = sender.ready().await.unwrap();
+    assert!(sender.is_extended_connect_protocol_enabled());
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut request = http::Request::builder()
+            .method("CONNECT")
+            .uri(format!("http://127.0.0.1:{port}/"))
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(h2::ext::Protocol::from_static("websocket"));
+        let (response, send) = sender.send_request(request, false).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        streams.push((send, response));
+    }
+    // The connection dies without a close handshake on any stream.
+    driver.abort();
+    let _ = driver.await;
+    drop(streams);
+    drop(sender);
+    for _ in 0..3 {
+        let seen = next_report(&mut reports).await;
+        assert_eq!(seen.ended, Some(1006));
+    }
+}
+
+#[tokio::test]
+async fn the_stream_limit_is_advertised_and_bad_options_are_refused() {
+    let h2c = Http2Config {
+        cleartext: true,
+        max_streams: 3,
+        ..Http2Config::default()
+    };
+    let (port, _reports) = echo_server(Server::builder().http2(h2c)).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    tokio::spawn(connection);
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+    assert_eq!(sender.current_max_send_streams(), 3);
+    for bad in [
+        Http2Config { max_streams: 0, ..h2c },
+        Http2Config { stream_window: 0, ..h2c },
+        Http2Config { max_frame_size: 1000, ..h2c },
+    ] {
+        let error = Server::builder().http2(bad).bind("127.0.0.1:0").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    }
+}
+
+/// Node's `http2` module as the client: three WebSockets on one session, frames by `ws`.
+#[tokio::test]
+async fn node_http2_client_against_our_server() {
+    if !common::node::available("node_http2_client_against_our_server") {
+        return;
+    }
+    for deflate in [false, true] {
+        let h2c = Http2Config {
+            cleartext: true,
+            ..Http2Config::default()
+        };
+        let mut builder = Server::builder().http2(h2c);
+        if deflate {
+            builder = builder.deflate(DeflateConfig::default());
+        }
+        let (port, mut reports) = echo_server(builder).await;
+        let script = common::node::dir().join("h2.js");
+        let url = format!("http://127.0.0.1:{port}/chat");
+        let mut args = vec!["client", url.as_str()];
+        if deflate {
+            args.push("--deflate");
+        }
+        let output = tokio::process::Command::new("node")
+            .arg(&script)
+            .args(&args)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .expect("node timed out")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.starts_with(&format!("OK 3 deflate={deflate}")),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for _ in 0..3 {
+            let seen = next_report(&mut reports).await;
+            assert_eq!(
+                (seen.method, seen.version, seen.ended),
+                (http::Method::CONNECT, http::Version::HTTP_2, None)
+            );
+        }
+    }
+}
+
+/// Node's `http2` module as the server, `ws` framing: our client over h2c, three WebSockets
+/// sharing the connection, with and without permessage-deflate.
+#[tokio::test]
+async fn our_client_against_node_http2_server() {
+    if !common::node::available("our_client_against_node_http2_server") {
+        return;
+    }
+    for deflate in [false, true] {
+        let script = common::node::dir().join("h2.js");
+        let mut args = vec![script.to_str().unwrap(), "server"];
+        if deflate {
+            args.push("--deflate");
+        }
+        let mut peer = common::Peer::spawn(std::path::Path::new("node"), &args, true).await;
+        let client = ClientBuilder::new()
+            .http2(Http2Config {
+                cleartext: true,
+                ..Http2Config::default()
+            })
+            .deflate(deflate.then(DeflateConfig::default));
+        let url = format!("ws://127.0.0.1:{}/node", peer.port);
+        let mut sockets = Vec::new();
+        for _ in 0..3 {
+            let (ws, response) = client.connect(&url).await.unwrap();
+            assert_eq!(response.status(), 200);
+            sockets.push(ws);
+        }
+        for (n, ws) in sockets.iter_mut().enumerate() {
+            round_trip(ws, n).await;
+        }
+        for ws in &mut sockets {
+            ws.close(Some(CloseFrame::new(1000u16, "done"))).await.unwrap();
+            assert!(ws.recv().await.unwrap().is_none());
+        }
+        let (mut streams, mut closes) = (0, 0);
+        while closes < 3 {
+            let line = tokio::time::timeout(Duration::from_secs(30), peer.lines.next_line())
+                .await
+                .expect("node reported")
+                .unwrap()
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("STREAM /node ") {
+                assert_eq!(rest.starts_with("permessage-deflate"), deflate, "{line}");
+                streams += 1;
+            } else if line.starts_with("CLOSE ") {
+                assert_eq!(line, "CLOSE 1000");
+                closes += 1;
+            }
+        }
+        assert_eq!(streams, 3);
+    }
+}
+
+/// The next WebSocket the server reports, within 30 s (a handler that failed never reports).
+async fn next_report(reports: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(Duration::from_secs(30), reports.recv())
+        .await
+        .expect("the server reported the WebSocket")
+        .unwrap()
+}
