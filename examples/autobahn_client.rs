@@ -3,14 +3,27 @@
 //! for every case, in the form each case needs.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 AGENT
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 AGENT [--http2]
 //! ```
+//!
+//! `--http2` makes every connection a stream of cleartext HTTP/2 (RFC 8441, prior knowledge),
+//! for running the cases through an HTTP/2 bridge.
 
 use enim_labore_occaecati::deflate::DeflateConfig;
-use enim_labore_occaecati::{connect, ClientBuilder, Config};
+use enim_labore_occaecati::http2::Http2Config;
+use enim_labore_occaecati::{ClientBuilder, Config};
+
+/// The client every connection uses: HTTP/1.1, or cleartext HTTP/2 with `--http2`.
+fn client() -> ClientBuilder {
+    let builder = ClientBuilder::new();
+    if !std::env::args().any(|a| a == "--http2") {
+        return builder;
+    }
+    builder.http2(Http2Config::with_cleartext())
+}
 
 async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
-    let (mut ws, _) = connect(&format!("{base}/getCaseCount")).await?;
+    let (mut ws, _) = client().connect(&format!("{base}/getCaseCount")).await?;
     let count = match ws.recv().await? {
         Some(message) => message.as_text().unwrap_or("0").trim().parse()?,
         None => 0,
@@ -21,7 +34,8 @@ async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
 
 /// The case's id, such as "13.5.1", from the fuzzingserver.
 async fn case_id(base: &str, case: u32) -> Option<String> {
-    let (mut ws, _) = connect(&format!("{base}/getCaseInfo?case={case}"))
+    let (mut ws, _) = client()
+        .connect(&format!("{base}/getCaseInfo?case={case}"))
         .await
         .ok()?;
     let info = ws.recv().await.ok()??;
@@ -53,7 +67,7 @@ async fn run_case(base: &str, case: u32, agent: &str) -> enim_labore_occaecati::
     let mut config = Config::default();
     config.max_message_size = 64 << 20;
     let id = case_id(base, case).await;
-    let client = ClientBuilder::new()
+    let client = client()
         .config(config)
         .deflate(Some(deflate_offer(id.as_deref())));
     let (mut ws, _) = client
@@ -67,7 +81,7 @@ async fn run_case(base: &str, case: u32, agent: &str) -> enim_labore_occaecati::
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).filter(|a| a != "--http2");
     let base = args
         .next()
         .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
@@ -83,7 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("case {case}: {error}");
         }
     }
-    let (mut ws, _) = connect(&format!("{base}/updateReports?agent={agent}")).await?;
+    let (mut ws, _) = client()
+        .connect(&format!("{base}/updateReports?agent={agent}"))
+        .await?;
     // Some runners drop the connection without a close frame once the reports are written.
     loop {
         match ws.recv().await {

@@ -2,24 +2,29 @@
 //! fuzzingclient runs and of the benchmarks.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--deflate]
+//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--deflate] [--h2c]
 //! ```
 //!
-//! `--deflate` enables permessage-deflate, accepting the client's offers.
+//! `--deflate` enables permessage-deflate, accepting the client's offers. `--h2c` also takes
+//! WebSockets over cleartext HTTP/2 (RFC 8441, prior knowledge) on the same port.
 
 use enim_labore_occaecati::deflate::DeflateConfig;
+use enim_labore_occaecati::http2::Http2Config;
 use enim_labore_occaecati::server::Server;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let deflate = args.iter().any(|a| a == "--deflate");
+    let h2c = args.iter().any(|a| a == "--h2c");
     let addr = args
         .iter()
         .find(|a| !a.starts_with("--"))
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let mut builder = Server::builder().track_clients(false);
+    let mut http2 = Http2Config::default();
+    http2.cleartext = h2c;
+    let mut builder = Server::builder().track_clients(false).http2(http2);
     if deflate {
         builder = builder.deflate(DeflateConfig::default());
     }

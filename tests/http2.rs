@@ -38,7 +38,11 @@ async fn echo_server(builder: ServerBuilder) -> (u16, mpsc::UnboundedReceiver<Se
     (port, reports)
 }
 
-async fn echo(mut ws: WebSocket<ServerStream>, info: ClientInfo, seen: mpsc::UnboundedSender<Seen>) {
+async fn echo(
+    mut ws: WebSocket<ServerStream>,
+    info: ClientInfo,
+    seen: mpsc::UnboundedSender<Seen>,
+) {
     let ended = loop {
         match ws.recv().await {
             Ok(Some(message)) => {
@@ -77,7 +81,10 @@ async fn round_trip(ws: &mut WebSocket<enim_labore_occaecati::client::ClientStre
     let binary = Bytes::from(vec![n as u8; 100_000 + n]);
     ws.send(text.as_str()).await.unwrap();
     ws.send(binary.clone()).await.unwrap();
-    assert_eq!(ws.recv().await.unwrap().unwrap().as_text(), Some(text.as_str()));
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap().as_text(),
+        Some(text.as_str())
+    );
     assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Binary(binary));
 }
 
@@ -92,7 +99,10 @@ async fn websockets_share_one_tls_connection_as_http2_streams() {
         let (ws, response) = client.connect(&url).await.unwrap();
         // RFC 8441 §5: a 200 answers the extended CONNECT, not a 101.
         assert_eq!(response.status(), 200);
-        assert!(matches!(ws.get_ref(), enim_labore_occaecati::client::ClientStream::Http2(_)));
+        assert!(matches!(
+            ws.get_ref(),
+            enim_labore_occaecati::client::ClientStream::Http2(_)
+        ));
         sockets.push(ws);
     }
     // Interleaved: every stream carries its own messages, large ones included.
@@ -164,10 +174,7 @@ async fn refusals_answer_on_the_stream_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn the_client_falls_back_to_http1_when_the_server_has_http2_off() {
     let (server_tls, client_tls) = tls_pair();
-    let off = Http2Config {
-        enabled: false,
-        ..Http2Config::default()
-    };
+    let off = Http2Config::off();
     let (port, mut reports) = echo_server(Server::builder().tls(server_tls).http2(off)).await;
     let (mut ws, response) = h2_client(client_tls)
         .connect(&format!("wss://localhost:{port}/"))
@@ -185,10 +192,7 @@ async fn the_client_falls_back_to_http1_when_the_server_has_http2_off() {
 
 #[tokio::test]
 async fn cleartext_prior_knowledge_and_http1_on_one_port() {
-    let h2c = Http2Config {
-        cleartext: true,
-        ..Http2Config::default()
-    };
+    let h2c = Http2Config::with_cleartext();
     let (port, mut reports) = echo_server(Server::builder().http2(h2c)).await;
     let url = format!("ws://127.0.0.1:{port}/");
     let (mut over_h2, response) = ClientBuilder::new().http2(h2c).connect(&url).await.unwrap();
@@ -229,12 +233,11 @@ async fn an_abandoned_websocket_resets_only_its_stream() {
 #[tokio::test]
 async fn a_failed_connection_ends_every_stream_with_1006() {
     // A raw HTTP/2 client over a TCP connection the test cuts.
-    let h2c = Http2Config {
-        cleartext: true,
-        ..Http2Config::default()
-    };
+    let h2c = Http2Config::with_cleartext();
     let (port, mut reports) = echo_server(Server::builder().http2(h2c)).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
     let mut ping = connection.ping_pong().unwrap();
     let driver = tokio::spawn(connection);
@@ -270,24 +273,27 @@ async fn a_failed_connection_ends_every_stream_with_1006() {
 
 #[tokio::test]
 async fn the_stream_limit_is_advertised_and_bad_options_are_refused() {
-    let h2c = Http2Config {
-        cleartext: true,
-        max_streams: 3,
-        ..Http2Config::default()
-    };
+    let mut h2c = Http2Config::with_cleartext();
+    h2c.max_streams = 3;
     let (port, _reports) = echo_server(Server::builder().http2(h2c)).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
     let mut ping = connection.ping_pong().unwrap();
     tokio::spawn(connection);
     ping.ping(h2::Ping::opaque()).await.unwrap();
     assert_eq!(sender.current_max_send_streams(), 3);
-    for bad in [
-        Http2Config { max_streams: 0, ..h2c },
-        Http2Config { stream_window: 0, ..h2c },
-        Http2Config { max_frame_size: 1000, ..h2c },
-    ] {
-        let error = Server::builder().http2(bad).bind("127.0.0.1:0").await.unwrap_err();
+    let (mut no_streams, mut no_window, mut tiny_frames) = (h2c, h2c, h2c);
+    no_streams.max_streams = 0;
+    no_window.stream_window = 0;
+    tiny_frames.max_frame_size = 1000;
+    for bad in [no_streams, no_window, tiny_frames] {
+        let error = Server::builder()
+            .http2(bad)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidInput);
     }
 }
@@ -299,10 +305,7 @@ async fn node_http2_client_against_our_server() {
         return;
     }
     for deflate in [false, true] {
-        let h2c = Http2Config {
-            cleartext: true,
-            ..Http2Config::default()
-        };
+        let h2c = Http2Config::with_cleartext();
         let mut builder = Server::builder().http2(h2c);
         if deflate {
             builder = builder.deflate(DeflateConfig::default());
@@ -354,10 +357,7 @@ async fn our_client_against_node_http2_server() {
         }
         let mut peer = common::Peer::spawn(std::path::Path::new("node"), &args, true).await;
         let client = ClientBuilder::new()
-            .http2(Http2Config {
-                cleartext: true,
-                ..Http2Config::default()
-            })
+            .http2(Http2Config::with_cleartext())
             .deflate(deflate.then(DeflateConfig::default));
         let url = format!("ws://127.0.0.1:{}/node", peer.port);
         let mut sockets = Vec::new();
@@ -370,7 +370,9 @@ async fn our_client_against_node_http2_server() {
             round_trip(ws, n).await;
         }
         for ws in &mut sockets {
-            ws.close(Some(CloseFrame::new(1000u16, "done"))).await.unwrap();
+            ws.close(Some(CloseFrame::new(1000u16, "done")))
+                .await
+                .unwrap();
             assert!(ws.recv().await.unwrap().is_none());
         }
         let (mut streams, mut closes) = (0, 0);
@@ -398,4 +400,111 @@ async fn next_report(reports: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
         .await
         .expect("the server reported the WebSocket")
         .unwrap()
+}
+
+#[tokio::test]
+async fn the_pool_opens_another_connection_when_one_is_full() {
+    let (server_tls, client_tls) = tls_pair();
+    let mut limited = Http2Config::default();
+    limited.max_streams = 2;
+    let (port, mut reports) = echo_server(Server::builder().tls(server_tls).http2(limited)).await;
+    let client = h2_client(client_tls);
+    let url = format!("wss://localhost:{port}/");
+    let mut sockets = Vec::new();
+    for n in 0..5 {
+        let (mut ws, _) = client.connect(&url).await.unwrap();
+        round_trip(&mut ws, n).await;
+        sockets.push(ws);
+    }
+    for ws in &mut sockets {
+        ws.close(None).await.unwrap();
+    }
+    let mut remotes = Vec::new();
+    for _ in 0..5 {
+        remotes.push(next_report(&mut reports).await.remote.unwrap());
+    }
+    remotes.sort();
+    remotes.dedup();
+    assert_eq!(remotes.len(), 3, "2 + 2 + 1 streams: {remotes:?}");
+}
+
+#[tokio::test]
+async fn a_connection_without_websockets_is_closed_after_the_handshake_timeout() {
+    let h2c = Http2Config::with_cleartext();
+    let mut limits = enim_labore_occaecati::HandshakeLimits::default();
+    limits.timeout = Duration::from_millis(200);
+    let builder = Server::builder().http2(h2c).handshake_limits(limits);
+    let (port, _reports) = echo_server(builder).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (_sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    // The server's GOAWAY ends the connection; nothing else would.
+    let ended = tokio::time::timeout(Duration::from_secs(30), connection).await;
+    assert!(ended.is_ok(), "the idle connection was not closed");
+}
+
+/// A server that speaks HTTP/2 without RFC 8441 (hyper without `enable_connect_protocol`):
+/// the client learns it from the SETTINGS, opens an HTTP/1.1 connection instead, and goes
+/// straight to HTTP/1.1 for that origin afterwards.
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn the_client_falls_back_when_http2_lacks_extended_connect() {
+    use enim_labore_occaecati::integrations::hyper::{is_upgrade_request, upgrade};
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let (server_tls, client_tls) = tls_pair();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h2_connections = Arc::new(AtomicUsize::new(0));
+    let counted = h2_connections.clone();
+    tokio::spawn(async move {
+        let server_tls = Arc::new(server_tls);
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (tls, counted) = (server_tls.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = tls.accept(tcp).await else {
+                    return;
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                let service =
+                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                        assert!(is_upgrade_request(&request), "{request:?}");
+                        let (response, pending) = upgrade(&Server::builder(), request, None).await;
+                        if let Some(pending) = pending {
+                            tokio::spawn(async move {
+                                let Ok((mut ws, _)) = pending.finish().await else {
+                                    return;
+                                };
+                                while let Ok(Some(message)) = ws.recv().await {
+                                    if ws.send(message).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let client = h2_client(client_tls);
+    let url = format!("wss://localhost:{port}/");
+    for n in 0..2 {
+        let (mut ws, response) = client.connect(&url).await.unwrap();
+        assert_eq!(response.status(), 101);
+        round_trip(&mut ws, n).await;
+        ws.close(None).await.unwrap();
+    }
+    // One HTTP/2 connection to learn the server's settings, none after.
+    assert_eq!(h2_connections.load(Ordering::SeqCst), 1);
 }

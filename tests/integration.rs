@@ -22,6 +22,8 @@ mod guide;
 mod heartbeat;
 #[cfg(feature = "http2")]
 mod http2;
+#[cfg(all(feature = "http2", feature = "hyper"))]
+mod http2_browser;
 #[cfg(feature = "axum")]
 mod hyper_axum;
 mod interop_deflate;

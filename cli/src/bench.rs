@@ -43,6 +43,8 @@ pub struct BenchArgs {
     /// Offer permessage-deflate (compression; default: off, so figures measure framing).
     #[arg(long)]
     deflate: bool,
+    #[command(flatten)]
+    transport: crate::util::ClientTransport,
 }
 
 /// Counters the progress line reads while the workers run.
@@ -65,10 +67,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     config.max_message_size = config.max_message_size.max(args.payload);
     config.max_frame_size = config.max_frame_size.max(args.payload);
     config.close_timeout = Duration::from_secs(2);
-    let builder = ClientBuilder::new()
-        .config(config)
-        .handshake_timeout(Duration::from_secs(10))
-        .deflate(args.deflate.then(DeflateConfig::default));
+    // With --http2 the clones share the builder's pool: every WebSocket on one connection
+    // (more when the server's stream limit is lower than --connections).
+    let builder = args.transport.apply(
+        ClientBuilder::new()
+            .config(config)
+            .handshake_timeout(Duration::from_secs(10))
+            .deflate(args.deflate.then(DeflateConfig::default)),
+    )?;
 
     // Connect everything first, so the handshakes are not part of the measurement.
     let mut connecting = Vec::new();

@@ -40,6 +40,8 @@ pub struct ConnectArgs {
     /// Offer permessage-deflate (compression).
     #[arg(long)]
     deflate: bool,
+    #[command(flatten)]
+    transport: crate::util::ClientTransport,
 }
 
 pub async fn run(args: ConnectArgs) -> CliResult<()> {
@@ -60,6 +62,7 @@ pub async fn run(args: ConnectArgs) -> CliResult<()> {
     if let Some(origin) = &args.origin {
         builder = builder.origin(origin.clone());
     }
+    builder = args.transport.apply(builder)?;
     let (ws, response) = builder
         .connect(&args.url)
         .await
@@ -73,8 +76,12 @@ pub async fn run(args: ConnectArgs) -> CliResult<()> {
     } else {
         format!(", {}", escape(ws.extensions()))
     };
+    let over = match ws.get_ref() {
+        ClientStream::Http2(stream) => format!("HTTP/2 stream {}, ", stream.stream_id()),
+        _ => String::new(),
+    };
     eprintln!(
-        "connected to {} (HTTP {}{protocol}{extensions})",
+        "connected to {} ({over}HTTP {}{protocol}{extensions})",
         args.url,
         response.status().as_u16()
     );

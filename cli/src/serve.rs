@@ -138,11 +138,9 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
             .map_err(|e| CliError(format!("--tls: {e}")))?;
         builder = builder.tls(tls);
     }
-    let mut http2 = Http2Config {
-        enabled: args.http2 == OnOff::On,
-        cleartext: args.h2c,
-        ..Http2Config::default()
-    };
+    let mut http2 = Http2Config::default();
+    http2.enabled = args.http2 == OnOff::On;
+    http2.cleartext = args.h2c;
     if let Some(max) = args.http2_max_streams {
         http2.max_streams = max;
     }

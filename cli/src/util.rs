@@ -242,3 +242,42 @@ mod tests {
         );
     }
 }
+
+/// The client options `connect` and `bench` share: whom TLS trusts, and HTTP/2.
+#[derive(Debug, clap::Args)]
+pub struct ClientTransport {
+    /// Trust this CA certificate (PEM file) for wss:// too.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
+    /// Don't verify the server's certificate (testing only).
+    #[arg(long)]
+    insecure: bool,
+    /// Use HTTP/2 (RFC 8441): wss:// offers ALPN h2 and every WebSocket to the server shares
+    /// one connection (falling back to HTTP/1.1 when the server doesn't do it); ws:// uses
+    /// cleartext HTTP/2 with prior knowledge.
+    #[arg(long)]
+    http2: bool,
+}
+
+impl ClientTransport {
+    /// `builder` with these options.
+    pub fn apply(
+        &self,
+        builder: enim_labore_occaecati::ClientBuilder,
+    ) -> Result<enim_labore_occaecati::ClientBuilder, CliError> {
+        use enim_labore_occaecati::tls::ClientTls;
+        let mut tls = ClientTls::new().danger_accept_invalid_certs(self.insecure);
+        if let Some(path) = &self.ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| CliError(format!("--ca {}: {e}", path.display())))?;
+            tls = tls
+                .add_root_pem(&pem)
+                .map_err(|e| CliError(format!("--ca {}: {e}", path.display())))?;
+        }
+        let mut builder = builder.tls(tls);
+        if self.http2 {
+            builder = builder.http2(enim_labore_occaecati::http2::Http2Config::with_cleartext());
+        }
+        Ok(builder)
+    }
+}

@@ -422,3 +422,53 @@ fn serve_and_connect_with_deflate() {
     assert!(output.status.success());
     assert!(!text(&output.stderr).contains("permessage-deflate"));
 }
+
+#[test]
+fn serve_h2c_and_connect_and_bench_over_http2() {
+    let mut server = serve(&["--h2c"]);
+    let output = elo(&["connect", &server.url, "--http2", "-x", "over h2"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("(HTTP/2 stream 1, HTTP 200"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stdout), "< over h2\n");
+    // The same port still takes HTTP/1.1 upgrades.
+    let output = elo(&["connect", &server.url, "-x", "over h1"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("(HTTP 101"));
+    // Eight WebSockets on one HTTP/2 connection, checked message by message.
+    let output = elo(&[
+        "bench",
+        &server.url,
+        "--http2",
+        "-c",
+        "8",
+        "-d",
+        "1",
+        "-k",
+        "4",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("msg/s"),
+        "{}",
+        text(&output.stdout)
+    );
+    // The server's log tells how each WebSocket came.
+    let _ = server.child.kill();
+    let mut log = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("connected / over HTTP/2 (extended CONNECT, stream 1)"),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l.ends_with("connected /")), "{log}");
+}

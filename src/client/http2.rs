@@ -2,6 +2,7 @@
 //! each WebSocket an extended CONNECT on one of them, and the fall back to HTTP/1.1.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
@@ -23,11 +24,26 @@ pub(super) enum Attempt {
     Http1(Option<ClientStream>),
 }
 
-/// The HTTP/2 connections of a builder and its clones, one per origin.
+/// The HTTP/2 connections of a builder and its clones, by origin: a WebSocket goes on the
+/// first connection with a stream to spare (the server's `SETTINGS_MAX_CONCURRENT_STREAMS`),
+/// and a new connection is opened when none has.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     /// Held while a connection is made, so that concurrent connects to one origin share it.
     origins: tokio::sync::Mutex<HashMap<Origin, Entry>>,
+}
+
+/// One pooled connection; `streams` has one more strong count per open WebSocket on it.
+#[derive(Debug, Clone)]
+struct Pooled {
+    sender: SendRequest<Bytes>,
+    streams: Arc<()>,
+}
+
+impl Pooled {
+    fn has_room(&self) -> bool {
+        Arc::strong_count(&self.streams) - 1 < self.sender.current_max_send_streams()
+    }
 }
 
 /// `wss://` or not, host, port.
@@ -35,15 +51,15 @@ type Origin = (bool, String, u16);
 
 #[derive(Debug)]
 enum Entry {
-    /// A live connection; cloned for each new stream.
-    Open(SendRequest<Bytes>),
+    /// The live connections.
+    Open(Vec<Pooled>),
     /// The origin answered HTTP/2 without extended CONNECT: HTTP/1.1 from now on.
     Http1Only,
 }
 
-/// A connection's sender, or why there is none.
+/// A connection to open the stream on, or why there is none.
 enum Sender {
-    Ready(SendRequest<Bytes>),
+    Ready(Pooled),
     Http1(Option<ClientStream>),
 }
 
@@ -62,8 +78,11 @@ impl ClientBuilder {
             return Ok(Attempt::Http1(None));
         }
         let origin = (*secure, host.to_ascii_lowercase(), *port);
-        let mut sender = match self.sender(target, origin).await? {
-            Sender::Ready(sender) => sender,
+        let Pooled {
+            mut sender,
+            streams,
+        } = match self.sender(target, origin).await? {
+            Sender::Ready(pooled) => pooled,
             Sender::Http1(stream) => return Ok(Attempt::Http1(stream)),
         };
         let offer = self.deflate.as_ref().map(negotiation::offer_header);
@@ -82,7 +101,7 @@ impl ClientBuilder {
         let (response, send) = sender.send_request(request, false).map_err(io_error)?;
         let (parts, recv) = response.await.map_err(io_error)?.into_parts();
         let response = Response::from_parts(parts, ());
-        let mut stream = Http2Stream::new(send, recv);
+        let mut stream = Http2Stream::pooled(send, recv, streams);
         match validate_connect_response(&response, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
                 let conn = self.client_connection(&response)?;
@@ -100,19 +119,33 @@ impl ClientBuilder {
         }
     }
 
-    /// The pooled connection to `origin` if it is alive, else a new one.
+    /// A pooled connection to `origin` that is alive and has a stream to spare, else a new one.
     async fn sender(&self, target: &Target, origin: Origin) -> Result<Sender> {
         let mut origins = self.pool.origins.lock().await;
-        match origins.get(&origin) {
-            Some(Entry::Http1Only) => return Ok(Sender::Http1(None)),
-            Some(Entry::Open(sender)) => match sender.clone().ready().await {
-                Ok(sender) => return Ok(Sender::Ready(sender)),
-                // The connection ended (GOAWAY, an error, or the server went): a new one.
-                Err(_) => {
-                    origins.remove(&origin);
-                }
-            },
-            None => {}
+        let mut live = match origins.remove(&origin) {
+            Some(Entry::Http1Only) => {
+                origins.insert(origin, Entry::Http1Only);
+                return Ok(Sender::Http1(None));
+            }
+            Some(Entry::Open(connections)) => connections,
+            None => Vec::new(),
+        };
+        let mut found = None;
+        let mut kept = Vec::with_capacity(live.len());
+        for pooled in live.drain(..) {
+            // A connection that ended (GOAWAY, an error, the server gone) leaves the pool.
+            let Ok(sender) = pooled.sender.clone().ready().await else {
+                continue;
+            };
+            let pooled = Pooled { sender, ..pooled };
+            if found.is_none() && pooled.has_room() {
+                found = Some(pooled.clone());
+            }
+            kept.push(pooled);
+        }
+        if let Some(pooled) = found {
+            origins.insert(origin, Entry::Open(kept));
+            return Ok(Sender::Ready(pooled));
         }
         let stream = self.open(target, true).await?;
         #[cfg(feature = "tls")]
@@ -147,7 +180,12 @@ impl ClientBuilder {
             origins.insert(origin, Entry::Http1Only);
             return Ok(Sender::Http1(None));
         }
-        origins.insert(origin, Entry::Open(sender.clone()));
-        Ok(Sender::Ready(sender))
+        let pooled = Pooled {
+            sender,
+            streams: Arc::new(()),
+        };
+        kept.push(pooled.clone());
+        origins.insert(origin, Entry::Open(kept));
+        Ok(Sender::Ready(pooled))
     }
 }

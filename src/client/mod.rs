@@ -134,10 +134,7 @@ impl Default for ClientBuilder {
             mask_generator: None,
             on_redirect: None,
             #[cfg(feature = "http2")]
-            http2: crate::http2::Http2Config {
-                enabled: false,
-                ..crate::http2::Http2Config::default()
-            },
+            http2: crate::http2::Http2Config::off(),
             #[cfg(feature = "http2")]
             pool: Arc::default(),
         }

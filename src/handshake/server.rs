@@ -81,7 +81,10 @@ pub fn validate_request(req: &Request<()>) -> Result<UpgradeRequest, HandshakeEr
         _ => return Err(HandshakeError::InvalidKey),
     };
     // A valid key is base64, hence ASCII.
-    upgrade_fields(headers, String::from_utf8_lossy(key.as_bytes()).into_owned())
+    upgrade_fields(
+        headers,
+        String::from_utf8_lossy(key.as_bytes()).into_owned(),
+    )
 }
 
 /// RFC 8441 §4-5: the HTTP/2 form of the upgrade request.

@@ -19,7 +19,15 @@ pub use stream::Http2Stream;
 /// `stream_window × max_streams`, so a WebSocket whose reader is slow or stopped can hold up
 /// only its own stream, never the others on the connection. Credit is returned as the
 /// WebSocket's driver takes the bytes in, so a stream's memory is bounded by its window.
+///
+/// ```
+/// use enim_labore_occaecati::http2::Http2Config;
+/// let mut h2c = Http2Config::default();
+/// h2c.cleartext = true;
+/// h2c.max_streams = 1000;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Http2Config {
     /// Whether HTTP/2 is used at all (server: offer ALPN `h2` and accept extended CONNECT;
     /// client: ask for it). Default: on for the server, off for the client.
@@ -53,6 +61,22 @@ impl Default for Http2Config {
 }
 
 impl Http2Config {
+    /// Off: HTTP/1.1 only.
+    pub fn off() -> Http2Config {
+        Http2Config {
+            enabled: false,
+            ..Http2Config::default()
+        }
+    }
+
+    /// On, with cleartext HTTP/2 (h2c, prior knowledge) too.
+    pub fn with_cleartext() -> Http2Config {
+        Http2Config {
+            cleartext: true,
+            ..Http2Config::default()
+        }
+    }
+
     /// The connection's window: every stream's window, so no stream waits on another's.
     pub(crate) fn connection_window(&self) -> u32 {
         let total = u64::from(self.stream_window) * u64::from(self.max_streams.max(1));
@@ -65,7 +89,9 @@ impl Http2Config {
             return Ok(());
         }
         if self.max_streams == 0 {
-            return Err(crate::Error::invalid_input("http2.max_streams must be at least 1"));
+            return Err(crate::Error::invalid_input(
+                "http2.max_streams must be at least 1",
+            ));
         }
         if self.stream_window == 0 || self.stream_window > MAX_WINDOW {
             return Err(crate::Error::invalid_input(

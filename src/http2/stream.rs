@@ -22,6 +22,9 @@ pub struct Http2Stream {
     /// A DATA frame's bytes not yet taken by the reader.
     pending: Bytes,
     ended: bool,
+    /// A client's share of its pooled connection: the pool counts the streams open on each
+    /// connection by these.
+    _pool_slot: Option<std::sync::Arc<()>>,
 }
 
 impl Http2Stream {
@@ -31,7 +34,19 @@ impl Http2Stream {
             recv,
             pending: Bytes::new(),
             ended: false,
+            _pool_slot: None,
         }
+    }
+
+    /// A client stream, counted against its pooled connection while it lives.
+    pub(crate) fn pooled(
+        send: SendStream<Bytes>,
+        recv: RecvStream,
+        slot: std::sync::Arc<()>,
+    ) -> Http2Stream {
+        let mut stream = Http2Stream::new(send, recv);
+        stream._pool_slot = Some(slot);
+        stream
     }
 
     /// The HTTP/2 stream id.
@@ -120,7 +135,9 @@ impl AsyncWrite for Http2Stream {
                 break;
             }
         }
-        this.send.send_data(data.freeze(), false).map_err(io_error)?;
+        this.send
+            .send_data(data.freeze(), false)
+            .map_err(io_error)?;
         Poll::Ready(Ok(n))
     }
 
@@ -141,12 +158,13 @@ impl AsyncWrite for Http2Stream {
         let this = self.get_mut();
         if !this.ended {
             this.ended = true;
-            this.send
-                .send_data(Bytes::new(), true)
-                .map_err(io_error)?;
+            this.send.send_data(Bytes::new(), true).map_err(io_error)?;
         }
         if !this.pending.is_empty() {
-            let _ = this.recv.flow_control().release_capacity(this.pending.len());
+            let _ = this
+                .recv
+                .flow_control()
+                .release_capacity(this.pending.len());
             this.pending = Bytes::new();
         }
         while !this.recv.is_end_stream() {

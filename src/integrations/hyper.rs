@@ -69,7 +69,9 @@ pub fn is_upgrade_request<B>(request: &Request<B>) -> bool {
 /// The `:protocol` of an HTTP/2 extended CONNECT, as hyper hands it over.
 fn connect_protocol(extensions: &http::Extensions) -> Option<&str> {
     #[cfg(feature = "http2")]
-    return extensions.get::<::hyper::ext::Protocol>().map(|p| p.as_str());
+    return extensions
+        .get::<::hyper::ext::Protocol>()
+        .map(|p| p.as_str());
     #[cfg(not(feature = "http2"))]
     return {
         let _ = extensions;

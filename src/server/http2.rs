@@ -84,6 +84,11 @@ pub(super) async fn serve<F, Fut>(
         return;
     };
     let mut going_away = false;
+    // A connection without a WebSocket for the handshake timeout is closed, as a TCP
+    // connection that doesn't finish its upgrade would be.
+    let idle = tokio::time::sleep(options.limits.timeout);
+    tokio::pin!(idle);
+    let mut opened = false;
     loop {
         let shutdown = shared.shutdown.notified();
         tokio::pin!(shutdown);
@@ -96,6 +101,7 @@ pub(super) async fn serve<F, Fut>(
         tokio::select! {
             next = h2.accept() => match next {
                 Some(Ok((request, respond))) => {
+                    opened = true;
                     let task = tokio::spawn(run_stream(
                         shared.clone(),
                         handler.clone(),
@@ -110,6 +116,14 @@ pub(super) async fn serve<F, Fut>(
             () = shutdown, if !going_away => {
                 h2.graceful_shutdown();
                 going_away = true;
+            }
+            () = &mut idle, if !going_away => {
+                if h2.has_streams() || std::mem::take(&mut opened) {
+                    idle.as_mut().reset(tokio::time::Instant::now() + options.limits.timeout);
+                } else {
+                    h2.graceful_shutdown();
+                    going_away = true;
+                }
             }
         }
     }
