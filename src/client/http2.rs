@@ -16,7 +16,9 @@ use crate::handshake::client::{build_connect_request, validate_connect_response,
 use crate::http2::{io_error, Http2Stream};
 use crate::io::WebSocket;
 
-/// What an HTTP/2 try came to.
+/// What an HTTP/2 try came to. Made once per connect and taken apart at once: boxing the
+/// large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Attempt {
     /// The WebSocket, on a stream of an HTTP/2 connection.
     Done(WebSocket<ClientStream>, Response<()>),

@@ -69,6 +69,7 @@ pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
     out
 }
 
+#[cfg_attr(not(feature = "http2"), allow(dead_code))]
 /// The head of the HTTP/2 extended CONNECT (RFC 8441 §4): CONNECT to the URL's authority and
 /// path (`:scheme` https for `wss://`, http for `ws://`), the same WebSocket headers as
 /// HTTP/1.1 but no key, `Upgrade` or `Connection`. The HTTP/2 layer adds `:protocol`.
@@ -161,6 +162,7 @@ pub fn validate_response(
     check_choices(headers, offered, extensions_offered)
 }
 
+#[cfg_attr(not(feature = "http2"), allow(dead_code))]
 /// Checks the answer to an HTTP/2 extended CONNECT (RFC 8441 §5): a 2xx status, then the
 /// subprotocol and extension checks of [`validate_response`]. Returns the chosen subprotocol.
 ///

@@ -27,6 +27,7 @@ pub struct UpgradeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConnectProtocol(pub(crate) String);
 
+#[cfg_attr(not(any(feature = "http2", feature = "hyper")), allow(dead_code))]
 /// An HTTP/2 request head as the one decision path sees it: `:protocol` (read by the HTTP/2
 /// library) as [`ConnectProtocol`], and `Host` from `:authority`, for hooks that read it
 /// (HTTP/2 carries the authority in the URI).
@@ -130,6 +131,7 @@ fn upgrade_fields(headers: &HeaderMap, key: String) -> Result<UpgradeRequest, Ha
     })
 }
 
+#[cfg_attr(not(any(feature = "http2", feature = "hyper")), allow(dead_code))]
 /// The headers of the `200` that accepts an extended CONNECT (RFC 8441 §5): the chosen
 /// subprotocol and the application's headers, without the connection-specific ones HTTP/2
 /// forbids (RFC 9113 §8.2.2).
@@ -145,6 +147,7 @@ pub fn connect_accept_headers(protocol: Option<&str>, extra: &HeaderMap) -> Head
     headers
 }
 
+#[cfg_attr(not(any(feature = "http2", feature = "hyper")), allow(dead_code))]
 /// Removes the headers HTTP/2 forbids (RFC 9113 §8.2.2), which an HTTP/2 library refuses to
 /// send.
 pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {

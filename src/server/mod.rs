@@ -543,7 +543,9 @@ async fn run_connection<F, Fut>(
     connection.await;
 }
 
-/// What became of a new connection before its handler.
+/// What became of a new connection before its handler. Made once per connection and taken
+/// apart at once: boxing the large variant would only add an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 enum Opened {
     WebSocket(WebSocket<ServerStream>, ClientInfo),
     #[cfg(feature = "http2")]
