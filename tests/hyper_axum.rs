@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::response::Response as AxumResponse;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use enim_labore_occaecati::deflate::DeflateConfig;
 use enim_labore_occaecati::integrations::axum::WebSocketUpgrade;
@@ -94,7 +94,8 @@ async fn axum_server() -> SocketAddr {
     }
     let app = Router::new()
         .route("/", get(|| async { "plain /" }))
-        .route("/ws", get(ws));
+        // `any`: over HTTP/2 the upgrade is a CONNECT (RFC 8441), not a GET.
+        .route("/ws", any(ws));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -187,4 +188,37 @@ async fn axum_extractor_shares_the_servers_decisions() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
+
+/// axum serves cleartext HTTP/2 (prior knowledge) with extended CONNECT on: the extractor takes
+/// the RFC 8441 form of the upgrade through the same decisions.
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn axum_extractor_over_http2() {
+    use enim_labore_occaecati::http2::Http2Config;
+    let addr = axum_server().await;
+    let client = ClientBuilder::new()
+        .http2(Http2Config::with_cleartext())
+        .protocol("chat");
+    let (mut ws, response) = client.connect(&format!("ws://{addr}/ws")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(ws.protocol(), Some("chat"));
+    assert!(
+        ws.extensions().starts_with("permessage-deflate"),
+        "{}",
+        ws.extensions()
+    );
+    assert_eq!(response.headers()["x-checked"], "yes");
+    ws.send("over h2").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().unwrap().as_text(), Some("over h2"));
+    ws.close(None).await.unwrap();
+    assert!(ws.recv().await.unwrap().is_none());
+    // The hook's refusal comes back on the stream, status and body.
+    let error = client
+        .connect(&format!("ws://{addr}/ws?token=bad"))
+        .await
+        .unwrap_err();
+    let response = error.http_response().unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.body().as_ref(), b"bad token");
 }
