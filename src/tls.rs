@@ -106,17 +106,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The protocols a server made by [`ServerTls::from_pem`] offers: `h2` first when HTTP/2 is
-/// built in (a server with it off takes it out), then `http/1.1`.
-fn server_alpn() -> Vec<Vec<u8>> {
-    let mut protocols = Vec::new();
-    if cfg!(feature = "http2") {
-        protocols.push(b"h2".to_vec());
-    }
-    protocols.push(b"http/1.1".to_vec());
-    protocols
-}
-
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
@@ -362,6 +351,8 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 #[derive(Clone)]
 pub struct ServerTls {
     config: Arc<rustls::ServerConfig>,
+    /// Made by `from_pem`, whose ALPN list (`http/1.1`) a server with HTTP/2 extends.
+    default_alpn: bool,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -382,8 +373,11 @@ impl ServerTls {
             .with_no_client_auth()
             .with_single_cert(parse_certs(chain)?, parse_key(key)?)
             .map_err(|e| Error::invalid_input(format!("invalid certificate or key: {e}")))?;
-        config.alpn_protocols = server_alpn();
-        Ok(ServerTls::from_rustls(Arc::new(config)))
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(ServerTls {
+            config: Arc::new(config),
+            default_alpn: true,
+        })
     }
 
     /// A certificate chain and private key from PEM files.
@@ -400,18 +394,41 @@ impl ServerTls {
     /// A rustls configuration built by the caller (client authentication, SNI resolver, …).
     /// Its ALPN list is used as it is: list `h2` in it for WebSockets over HTTP/2.
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> ServerTls {
-        ServerTls { config }
+        ServerTls {
+            config,
+            default_alpn: false,
+        }
     }
 
-    /// The same configuration without `h2` in its ALPN list, for a server with HTTP/2 off.
+    /// The protocols offered by ALPN, in order of preference: `["h2", "http/1.1"]` for an HTTP
+    /// server of your own (hyper) that serves HTTP/2 and HTTP/1.1 on one port. A `Server` sets
+    /// this itself.
+    pub fn alpn_protocols<P: AsRef<[u8]>>(
+        self,
+        protocols: impl IntoIterator<Item = P>,
+    ) -> ServerTls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
+        ServerTls {
+            config: Arc::new(config),
+            default_alpn: false,
+        }
+    }
+
+    /// For a server with HTTP/2 on: `h2` offered before `http/1.1` when the ALPN list is
+    /// `from_pem`'s (a `from_rustls` configuration keeps its own). `ServerTls` used on its own
+    /// (with `accept`, or under hyper) offers `http/1.1` only.
     #[cfg(feature = "http2")]
-    pub(crate) fn without_h2(self) -> ServerTls {
-        if !self.config.alpn_protocols.iter().any(|p| p == b"h2") {
+    pub(crate) fn with_h2(self) -> ServerTls {
+        if !self.default_alpn {
             return self;
         }
         let mut config = (*self.config).clone();
-        config.alpn_protocols.retain(|p| p != b"h2");
-        ServerTls::from_rustls(Arc::new(config))
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        ServerTls {
+            config: Arc::new(config),
+            default_alpn: false,
+        }
     }
 
     /// Runs the server side of the TLS handshake over `stream`.

@@ -457,6 +457,7 @@ async fn the_client_falls_back_when_http2_lacks_extended_connect() {
     use std::sync::Arc;
 
     let (server_tls, client_tls) = tls_pair();
+    let server_tls = server_tls.alpn_protocols(["h2", "http/1.1"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let h2_connections = Arc::new(AtomicUsize::new(0));
@@ -507,4 +508,88 @@ async fn the_client_falls_back_when_http2_lacks_extended_connect() {
     }
     // One HTTP/2 connection to learn the server's settings, none after.
     assert_eq!(h2_connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn terminate_returns_at_once_when_the_peer_does_not_read() {
+    let (server_tls, client_tls) = tls_pair();
+    let server = Server::builder()
+        .tls(server_tls)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    // A handler that never reads: its side of the stream never ends.
+    tokio::spawn(server.serve(|ws, _| async move {
+        let _keep = ws;
+        std::future::pending::<()>().await;
+    }));
+    let (mut ws, _) = h2_client(client_tls)
+        .connect(&format!("wss://localhost:{port}/"))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), ws.terminate())
+        .await
+        .expect("terminate returned");
+    assert!(ws.recv().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn clones_with_other_tls_settings_do_not_share_connections() {
+    let (server_tls, _) = tls_pair();
+    let (port, _reports) = echo_server(Server::builder().tls(server_tls)).await;
+    let url = format!("wss://localhost:{port}/");
+    let lax = ClientBuilder::new()
+        .http2(Http2Config::default())
+        .tls(ClientTls::new().danger_accept_invalid_certs(true));
+    let (mut ws, _) = lax.connect(&url).await.unwrap();
+    // A clone that verifies certificates (and doesn't know the test CA) must not ride the
+    // connection the lax one opened.
+    let strict = lax.clone().tls(ClientTls::new());
+    let error = strict.connect(&url).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error}");
+    round_trip(&mut ws, 9).await;
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn connection_specific_headers_are_not_sent_over_http2() {
+    let (server_tls, client_tls) = tls_pair();
+    let (port, _reports) = echo_server(Server::builder().tls(server_tls)).await;
+    let (mut ws, _) = h2_client(client_tls)
+        .header("TE", "gzip")
+        .header("Connection", "x-hop")
+        .header("X-Hop", "1")
+        .header("Keep-Alive", "timeout=5")
+        .connect(&format!("wss://localhost:{port}/"))
+        .await
+        .unwrap();
+    round_trip(&mut ws, 10).await;
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_host_that_differs_from_the_authority_is_refused() {
+    let (port, _reports) =
+        echo_server(Server::builder().http2(Http2Config::with_cleartext())).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    tokio::spawn(connection);
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+    let mut sender = sender.ready().await.unwrap();
+    let mut request = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("http://127.0.0.1:{port}/"))
+        .header("host", "elsewhere.example")
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(h2::ext::Protocol::from_static("websocket"));
+    let (response, _send) = sender.send_request(request, false).unwrap();
+    assert_eq!(response.await.unwrap().status(), 400);
 }

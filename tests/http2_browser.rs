@@ -147,7 +147,9 @@ async fn chromium_opens_websockets_over_the_pages_http2_connection() {
     }
     let ca = common::certs::Ca::new("elo h2 browser CA");
     let leaf = ca.server(&["127.0.0.1"]);
-    let tls = ServerTls::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap();
+    let tls = ServerTls::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes())
+        .unwrap()
+        .alpn_protocols(["h2", "http/1.1"]);
     let seen = Seen::default();
     let (finished, _) = tokio::sync::watch::channel(0);
     let port = page_server(tls, seen.clone(), finished).await;

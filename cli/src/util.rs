@@ -254,7 +254,7 @@ pub struct ClientTransport {
     insecure: bool,
     /// Use HTTP/2 (RFC 8441): wss:// offers ALPN h2 and every WebSocket to the server shares
     /// one connection (falling back to HTTP/1.1 when the server doesn't do it); ws:// uses
-    /// cleartext HTTP/2 with prior knowledge.
+    /// cleartext HTTP/2 with prior knowledge (no fall back: the server must speak h2c).
     #[arg(long)]
     http2: bool,
 }

@@ -27,12 +27,15 @@ pub(super) enum Attempt {
 }
 
 /// The HTTP/2 connections of a builder and its clones, by origin: a WebSocket goes on the
-/// first connection with a stream to spare (the server's `SETTINGS_MAX_CONCURRENT_STREAMS`),
-/// and a new connection is opened when none has.
+/// first connection with a stream to spare (the fewer of the server's
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` and our `max_streams`), and a new connection is opened
+/// when none has. Setting the builder's TLS, proxy, address or HTTP/2 options starts a new
+/// pool, so clones that differ in them never share a connection.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    /// Held while a connection is made, so that concurrent connects to one origin share it.
-    origins: tokio::sync::Mutex<HashMap<Origin, Entry>>,
+    /// Each origin's connections, behind a lock of their own: held while a connection to that
+    /// origin is made (so concurrent connects to it share one), never across origins.
+    origins: std::sync::Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<Entry>>>>,
 }
 
 /// One pooled connection; `streams` has one more strong count per open WebSocket on it.
@@ -43,19 +46,26 @@ struct Pooled {
 }
 
 impl Pooled {
-    fn has_room(&self) -> bool {
-        Arc::strong_count(&self.streams) - 1 < self.sender.current_max_send_streams()
+    fn has_room(&self, max_streams: u32) -> bool {
+        let limit = self
+            .sender
+            .current_max_send_streams()
+            .min(max_streams as usize);
+        Arc::strong_count(&self.streams) - 1 < limit
     }
 }
 
 /// `wss://` or not, host, port.
 type Origin = (bool, String, u16);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum Entry {
-    /// The live connections.
+    /// The live connections (none yet).
+    #[default]
+    Unknown,
     Open(Vec<Pooled>),
-    /// The origin answered HTTP/2 without extended CONNECT: HTTP/1.1 from now on.
+    /// The origin answered HTTP/2 without extended CONNECT: HTTP/1.1 from now on (for this
+    /// pool).
     Http1Only,
 }
 
@@ -103,7 +113,7 @@ impl ClientBuilder {
         let (response, send) = sender.send_request(request, false).map_err(io_error)?;
         let (parts, recv) = response.await.map_err(io_error)?.into_parts();
         let response = Response::from_parts(parts, ());
-        let mut stream = Http2Stream::pooled(send, recv, streams);
+        let mut stream = Http2Stream::new(send, recv, self.http2.linger).pooled(streams);
         match validate_connect_response(&response, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
                 let conn = self.client_connection(&response)?;
@@ -122,32 +132,38 @@ impl ClientBuilder {
     }
 
     /// A pooled connection to `origin` that is alive and has a stream to spare, else a new one.
+    /// The origin's entry is changed in place, so an error or a cancelled connect leaves it as
+    /// it was.
     async fn sender(&self, target: &Target, origin: Origin) -> Result<Sender> {
-        let mut origins = self.pool.origins.lock().await;
-        let mut live = match origins.remove(&origin) {
-            Some(Entry::Http1Only) => {
-                origins.insert(origin, Entry::Http1Only);
-                return Ok(Sender::Http1(None));
-            }
-            Some(Entry::Open(connections)) => connections,
-            None => Vec::new(),
+        let entry = {
+            let mut origins = self
+                .pool
+                .origins
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            origins.entry(origin).or_default().clone()
         };
-        let mut found = None;
-        let mut kept = Vec::with_capacity(live.len());
-        for pooled in live.drain(..) {
-            // A connection that ended (GOAWAY, an error, the server gone) leaves the pool.
-            let Ok(sender) = pooled.sender.clone().ready().await else {
-                continue;
-            };
-            let pooled = Pooled { sender, ..pooled };
-            if found.is_none() && pooled.has_room() {
-                found = Some(pooled.clone());
-            }
-            kept.push(pooled);
+        let mut entry = entry.lock().await;
+        if let Entry::Http1Only = *entry {
+            return Ok(Sender::Http1(None));
         }
-        if let Some(pooled) = found {
-            origins.insert(origin, Entry::Open(kept));
-            return Ok(Sender::Ready(pooled));
+        if let Entry::Open(connections) = &mut *entry {
+            let mut index = 0;
+            while index < connections.len() {
+                // A connection that ended (GOAWAY, an error, the server gone) leaves the pool.
+                match connections[index].sender.clone().ready().await {
+                    Ok(sender) => {
+                        connections[index].sender = sender;
+                        if connections[index].has_room(self.http2.max_streams) {
+                            return Ok(Sender::Ready(connections[index].clone()));
+                        }
+                        index += 1;
+                    }
+                    Err(_) => {
+                        connections.swap_remove(index);
+                    }
+                }
+            }
         }
         let stream = self.open(target, true).await?;
         #[cfg(feature = "tls")]
@@ -156,6 +172,15 @@ impl ClientBuilder {
                 return Ok(Sender::Http1(Some(stream)));
             }
         }
+        let cleartext = matches!(stream, ClientStream::Plain(_));
+        let no_h2c = |error: h2::Error| {
+            let error = Error::from(io_error(error));
+            if cleartext {
+                error.with_message("no cleartext HTTP/2 (h2c) answer from the server")
+            } else {
+                error
+            }
+        };
         let settings = &self.http2;
         let mut builder = h2::client::Builder::new();
         builder
@@ -163,11 +188,11 @@ impl ClientBuilder {
             .initial_window_size(settings.stream_window)
             .initial_connection_window_size(settings.connection_window())
             .max_frame_size(settings.max_frame_size)
-            .max_concurrent_streams(settings.max_streams);
+            .max_header_list_size(u32::try_from(self.limits.max_head_size).unwrap_or(u32::MAX));
         let (sender, mut connection) = builder
             .handshake::<_, Bytes>(stream)
             .await
-            .map_err(io_error)?;
+            .map_err(no_h2c)?;
         let ping = connection.ping_pong();
         tokio::spawn(async move {
             let _ = connection.await;
@@ -175,19 +200,21 @@ impl ClientBuilder {
         // The server's SETTINGS come before its answer to our PING (RFC 9113 §3.4, §6.7):
         // once the PONG is in, whether it allows extended CONNECT is known.
         if let Some(mut ping) = ping {
-            ping.ping(h2::Ping::opaque()).await.map_err(io_error)?;
+            ping.ping(h2::Ping::opaque()).await.map_err(no_h2c)?;
         }
-        let sender = sender.ready().await.map_err(io_error)?;
+        let sender = sender.ready().await.map_err(no_h2c)?;
         if !sender.is_extended_connect_protocol_enabled() {
-            origins.insert(origin, Entry::Http1Only);
+            *entry = Entry::Http1Only;
             return Ok(Sender::Http1(None));
         }
         let pooled = Pooled {
             sender,
             streams: Arc::new(()),
         };
-        kept.push(pooled.clone());
-        origins.insert(origin, Entry::Open(kept));
+        match &mut *entry {
+            Entry::Open(connections) => connections.push(pooled.clone()),
+            other => *other = Entry::Open(vec![pooled.clone()]),
+        }
         Ok(Sender::Ready(pooled))
     }
 }

@@ -193,6 +193,7 @@ impl ClientBuilder {
     /// set (h2c with prior knowledge). Not used through a Unix socket.
     #[cfg(feature = "http2")]
     pub fn http2(mut self, config: crate::http2::Http2Config) -> Self {
+        self.new_pool();
         self.http2 = config;
         self
     }
@@ -217,6 +218,7 @@ impl ClientBuilder {
     /// servers against the webpki roots.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.new_pool();
         self.tls = tls;
         self
     }
@@ -224,6 +226,7 @@ impl ClientBuilder {
     /// Connects through this proxy (HTTP `CONNECT` or SOCKS5). For `wss://`, TLS runs inside
     /// the tunnel.
     pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.new_pool();
         self.proxy = ProxySetting::Explicit(proxy);
         self
     }
@@ -232,6 +235,7 @@ impl ClientBuilder {
     /// `ALL_PROXY`, honouring `NO_PROXY` ([`proxy_from_env`]). Off unless asked for, so a
     /// program never sends its traffic through a proxy it didn't choose.
     pub fn proxy_from_env(mut self) -> Self {
+        self.new_pool();
         self.proxy = ProxySetting::FromEnv;
         self
     }
@@ -289,6 +293,7 @@ impl ClientBuilder {
     /// are tried. With a proxy it applies to the connection to the proxy; not to Unix
     /// sockets.
     pub fn local_addr(mut self, addr: IpAddr) -> Self {
+        self.new_pool();
         self.dial.local_addr = Some(addr);
         self
     }
@@ -299,6 +304,7 @@ impl ClientBuilder {
     /// applies to the connection to the proxy (a SOCKS5 proxy resolves the target itself);
     /// not to Unix sockets.
     pub fn family(mut self, family: IpFamily) -> Self {
+        self.new_pool();
         self.dial.family = family;
         self
     }
@@ -409,7 +415,8 @@ impl ClientBuilder {
     async fn open(
         &self,
         target: &Target,
-        #[cfg_attr(not(feature = "http2"), allow(unused_variables))] offer_h2: bool,
+        #[cfg_attr(not(all(feature = "http2", feature = "tls")), allow(unused_variables))]
+        offer_h2: bool,
     ) -> Result<ClientStream> {
         let (host, port, secure) = match target {
             #[cfg(unix)]
@@ -437,7 +444,7 @@ impl ClientBuilder {
         };
         let _ = tcp.set_nodelay(true);
         if secure {
-            #[cfg(feature = "http2")]
+            #[cfg(all(feature = "http2", feature = "tls"))]
             if offer_h2 {
                 return Ok(ClientStream::Tls(Box::new(
                     self.tls.connect_h2(host, tcp).await?,
@@ -553,6 +560,15 @@ impl ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Starts a pool of HTTP/2 connections of its own: connections made with other TLS, proxy
+    /// or address settings are not this builder's to reuse.
+    fn new_pool(&mut self) {
+        #[cfg(feature = "http2")]
+        {
+            self.pool = Arc::default();
+        }
+    }
+
     /// The protocol core for an accepted handshake: the mask generator, and the deflate
     /// parameters the server's answer settled on.
     fn client_connection(&self, response: &Response<()>) -> Result<Connection> {

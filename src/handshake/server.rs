@@ -97,8 +97,17 @@ fn validate_extended_connect(req: &Request<()>) -> Result<UpgradeRequest, Handsh
         Some(ConnectProtocol(protocol)) if protocol.eq_ignore_ascii_case("websocket") => {}
         _ => return Err(HandshakeError::NotWebSocketConnect),
     }
-    if req.uri().authority().is_none() && req.headers().get(header::HOST).is_none() {
-        return Err(HandshakeError::MissingHost);
+    match (req.uri().authority(), req.headers().get(header::HOST)) {
+        (None, None) => return Err(HandshakeError::MissingHost),
+        // RFC 9113 §8.3.1: a Host naming another entity than :authority is malformed.
+        (Some(authority), Some(host))
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            return Err(HandshakeError::Malformed("Host differs from :authority"));
+        }
+        _ => {}
     }
     upgrade_fields(req.headers(), String::new())
 }
@@ -151,6 +160,23 @@ pub fn connect_accept_headers(protocol: Option<&str>, extra: &HeaderMap) -> Head
 /// Removes the headers HTTP/2 forbids (RFC 9113 §8.2.2), which an HTTP/2 library refuses to
 /// send.
 pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {
+    // The names `Connection` lists are connection-specific too.
+    let listed: Vec<http::header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| http::header::HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    // `TE` only as `trailers`.
+    if headers
+        .get(header::TE)
+        .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
+        headers.remove(header::TE);
+    }
     for name in [
         header::CONNECTION,
         header::UPGRADE,

@@ -13,6 +13,8 @@ pub(crate) mod stream;
 
 pub use stream::Http2Stream;
 
+use std::time::Duration;
+
 /// HTTP/2 options of a server or a client.
 ///
 /// Flow control: every stream gets `stream_window` bytes of credit, and the connection
@@ -46,6 +48,10 @@ pub struct Http2Config {
     /// opens with the HTTP/2 preface is served as HTTP/2, any other as HTTP/1.1. The client
     /// uses prior knowledge for `ws://` URLs when HTTP/2 is on. Default off.
     pub cleartext: bool,
+    /// How long a WebSocket whose close handshake is over keeps its stream open for the
+    /// peer's END_STREAM (in the background, after it is dropped): a stream reset earlier
+    /// would lose the close frame still queued for it. Default 5 s.
+    pub linger: Duration,
 }
 
 impl Default for Http2Config {
@@ -56,6 +62,7 @@ impl Default for Http2Config {
             stream_window: 256 * 1024,
             max_frame_size: 16 * 1024,
             cleartext: false,
+            linger: Duration::from_secs(5),
         }
     }
 }
@@ -116,8 +123,12 @@ const MAX_FRAME: u32 = (1 << 24) - 1;
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// An HTTP/2 error as an I/O error: a reset stream is `ConnectionReset`, a failed connection
-/// keeps its I/O error or becomes `ConnectionAborted`.
+/// keeps its I/O error or becomes `ConnectionAborted`, and a request or response the HTTP/2
+/// library refused to send (no reason, not from the peer) is `InvalidInput`.
 pub(crate) fn io_error(error: h2::Error) -> std::io::Error {
+    if !error.is_io() && error.reason().is_none() && !error.is_remote() {
+        return std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+    }
     if error.is_io() {
         if let Some(io) = error.into_io() {
             return io;

@@ -3,7 +3,9 @@
 
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use h2::{Reason, RecvStream, SendStream};
@@ -13,40 +15,38 @@ use super::io_error;
 
 /// The WebSocket's side of one HTTP/2 stream. Received bytes return their flow-control credit
 /// as the driver takes them; writes wait for the peer's credit. Shutting down sends
-/// END_STREAM and waits for the peer's; dropped before sending it, the stream is reset with
-/// CANCEL.
+/// END_STREAM. Dropped before that, the stream is reset with CANCEL; dropped after it while the
+/// peer's side is still open, the stream lingers (see [`Http2Config::linger`](super::Http2Config::linger)).
 #[derive(Debug)]
 pub struct Http2Stream {
     send: SendStream<Bytes>,
-    recv: RecvStream,
+    /// `None` only once dropped (it may move to the lingering task).
+    recv: Option<RecvStream>,
     /// A DATA frame's bytes not yet taken by the reader.
     pending: Bytes,
     ended: bool,
+    linger: Duration,
     /// A client's share of its pooled connection: the pool counts the streams open on each
     /// connection by these.
-    _pool_slot: Option<std::sync::Arc<()>>,
+    pool_slot: Option<Arc<()>>,
 }
 
 impl Http2Stream {
-    pub(crate) fn new(send: SendStream<Bytes>, recv: RecvStream) -> Http2Stream {
+    pub(crate) fn new(send: SendStream<Bytes>, recv: RecvStream, linger: Duration) -> Http2Stream {
         Http2Stream {
             send,
-            recv,
+            recv: Some(recv),
             pending: Bytes::new(),
             ended: false,
-            _pool_slot: None,
+            linger,
+            pool_slot: None,
         }
     }
 
     /// A client stream, counted against its pooled connection while it lives.
-    pub(crate) fn pooled(
-        send: SendStream<Bytes>,
-        recv: RecvStream,
-        slot: std::sync::Arc<()>,
-    ) -> Http2Stream {
-        let mut stream = Http2Stream::new(send, recv);
-        stream._pool_slot = Some(slot);
-        stream
+    pub(crate) fn pooled(mut self, slot: Arc<()>) -> Http2Stream {
+        self.pool_slot = Some(slot);
+        self
     }
 
     /// The HTTP/2 stream id.
@@ -81,8 +81,11 @@ impl AsyncRead for Http2Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        let Some(recv) = this.recv.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
         while this.pending.is_empty() {
-            match ready!(this.recv.poll_data(cx)) {
+            match ready!(recv.poll_data(cx)) {
                 Some(Ok(data)) => this.pending = data,
                 // END_STREAM, RST_STREAM or a failed connection all end the byte stream; the
                 // core then reports 1006 unless a close frame came first (RFC 6455 §7.1.5).
@@ -93,7 +96,7 @@ impl AsyncRead for Http2Stream {
         buf.put_slice(&this.pending[..n]);
         this.pending.advance(n);
         // The driver holds these bytes now (its buffer is bounded): the peer may send more.
-        let _ = this.recv.flow_control().release_capacity(n);
+        let _ = recv.flow_control().release_capacity(n);
         Poll::Ready(Ok(()))
     }
 }
@@ -150,30 +153,12 @@ impl AsyncWrite for Http2Stream {
         Poll::Ready(Ok(()))
     }
 
-    /// Sends END_STREAM, then waits for the peer's (discarding what still arrives): a stream
-    /// dropped before both ends are closed is reset, and a reset discards the frames still
-    /// queued for it, such as the close frame. The driver bounds the wait with the close
-    /// timeout; the peer ends its side once it has our close frame.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    /// Sends END_STREAM (once).
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if !this.ended {
             this.ended = true;
             this.send.send_data(Bytes::new(), true).map_err(io_error)?;
-        }
-        if !this.pending.is_empty() {
-            let _ = this
-                .recv
-                .flow_control()
-                .release_capacity(this.pending.len());
-            this.pending = Bytes::new();
-        }
-        while !this.recv.is_end_stream() {
-            match ready!(this.recv.poll_data(cx)) {
-                Some(Ok(data)) => {
-                    let _ = this.recv.flow_control().release_capacity(data.len());
-                }
-                Some(Err(_)) | None => break,
-            }
         }
         Poll::Ready(Ok(()))
     }
@@ -184,6 +169,31 @@ impl Drop for Http2Stream {
         if !self.ended {
             // Ended without the close handshake's END_STREAM: an abnormal close.
             self.send.send_reset(Reason::CANCEL);
+            return;
         }
+        // Our side is closed but the peer's is open: dropping both halves now would reset the
+        // stream, and a reset discards the frames still queued for it (the close frame among
+        // them). The receiving half waits, in a task, for the peer's END_STREAM (which comes once
+        // the peer has our close frame) or the linger time, whichever is first.
+        let Some(mut recv) = self.recv.take() else {
+            return;
+        };
+        if recv.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let linger = self.linger;
+        let pool_slot = self.pool_slot.take();
+        runtime.spawn(async move {
+            let _pool_slot = pool_slot;
+            let drain = async {
+                while let Some(Ok(data)) = recv.data().await {
+                    let _ = recv.flow_control().release_capacity(data.len());
+                }
+            };
+            let _ = tokio::time::timeout(linger, drain).await;
+        });
     }
 }

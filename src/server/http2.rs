@@ -23,6 +23,8 @@ use crate::io::WebSocket;
 pub(super) enum Detected {
     Http2(ServerStream),
     Http1(ServerStream),
+    /// Dropped: it sent neither in time.
+    Neither,
 }
 
 /// HTTP/2 when TLS negotiated `h2` (ALPN), or, with `cleartext`, when a plain connection opens
@@ -39,19 +41,24 @@ pub(super) async fn detect(options: &ServerBuilder, stream: ServerStream) -> Det
         ServerStream::Plain(tcp) if options.http2.cleartext => {
             let mut head = [0u8; PREFACE.len()];
             let peeked = tokio::time::timeout(options.limits.timeout, async {
-                // Peek until the preface is whole or ruled out.
+                // Peek until the preface is whole or ruled out. A peek that finds data leaves
+                // the socket readable, so a partial preface is peeked again after a pause, not
+                // in a spin.
                 loop {
                     let n = tcp.peek(&mut head).await?;
                     if n == 0 || n == head.len() || head[..n] != PREFACE[..n] {
                         return std::io::Result::Ok(n);
                     }
-                    tcp.readable().await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
             })
             .await;
             match peeked {
                 Ok(Ok(n)) if head[..n] == *PREFACE => Detected::Http2(stream),
-                _ => Detected::Http1(stream),
+                Ok(Ok(_)) => Detected::Http1(stream),
+                // Not even the preface's length in the handshake time: the connection is
+                // dropped, as an upgrade that doesn't come in time would be.
+                _ => Detected::Neither,
             }
         }
         _ => Detected::Http1(stream),
@@ -117,12 +124,18 @@ pub(super) async fn serve<F, Fut>(
                 h2.graceful_shutdown();
                 going_away = true;
             }
-            () = &mut idle, if !going_away => {
+            // After a GOAWAY the same clock bounds the wait for the peer to finish: a peer
+            // that neither opens streams nor answers would keep the connection forever.
+            () = &mut idle => {
+                let deadline = tokio::time::Instant::now() + options.limits.timeout;
                 if h2.has_streams() || std::mem::take(&mut opened) {
-                    idle.as_mut().reset(tokio::time::Instant::now() + options.limits.timeout);
+                    idle.as_mut().reset(deadline);
+                } else if going_away {
+                    return;
                 } else {
                     h2.graceful_shutdown();
                     going_away = true;
+                    idle.as_mut().reset(deadline);
                 }
             }
         }
@@ -177,7 +190,7 @@ async fn open_stream(
             let mut response = Response::new(());
             *response.headers_mut() = connect_accept_headers(info.protocol.as_deref(), &headers);
             let send = respond.send_response(response, false).ok()?;
-            let stream = ServerStream::Http2(Http2Stream::new(send, recv));
+            let stream = ServerStream::Http2(Http2Stream::new(send, recv, options.http2.linger));
             let conn = connection(options, &info);
             let ws = WebSocket::from_parts(stream, conn, BytesMut::new(), info.protocol.clone());
             Some((ws, *info))

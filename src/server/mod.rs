@@ -397,8 +397,8 @@ impl ServerBuilder {
         listener: Listener,
     ) -> Server {
         #[cfg(all(feature = "tls", feature = "http2"))]
-        if !self.http2.enabled {
-            self.tls = self.tls.take().map(|tls| tls.without_h2());
+        if self.http2.enabled {
+            self.tls = self.tls.take().map(|tls| tls.with_h2());
         }
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let link = self.broker.clone().map(|broker| {
@@ -479,6 +479,7 @@ impl Shared {
         let stream = match http2::detect(&self.options, stream).await {
             http2::Detected::Http2(stream) => return Opened::Http2(stream),
             http2::Detected::Http1(stream) => stream,
+            http2::Detected::Neither => return Opened::Nothing,
         };
         let Ok((ws, info)) = self.options.accept(stream, remote).await else {
             return Opened::Nothing;
