@@ -593,3 +593,54 @@ async fn a_host_that_differs_from_the_authority_is_refused() {
     let (response, _send) = sender.send_request(request, false).unwrap();
     assert_eq!(response.await.unwrap().status(), 400);
 }
+
+/// A server that refuses the first stream unprocessed (REFUSED_STREAM, RFC 9113 §8.7): the
+/// client tries once more on a new connection, and the WebSocket opens there.
+#[tokio::test]
+async fn a_refused_stream_is_tried_again_on_another_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, mut streams) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for connection in 0.. {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut h2 = h2::server::Builder::new()
+                    .enable_connect_protocol()
+                    .handshake::<_, Bytes>(tcp)
+                    .await
+                    .unwrap();
+                while let Some(Ok((request, mut respond))) = h2.accept().await {
+                    seen.send(connection).unwrap();
+                    if connection == 0 {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    // The second connection accepts, and closes at once with 1000 (a server's
+                    // close frame, unmasked) and END_STREAM.
+                    drop(request);
+                    let mut send = respond
+                        .send_response(http::Response::new(()), false)
+                        .unwrap();
+                    send.send_data(Bytes::from_static(&[0x88, 0x02, 0x03, 0xe8]), true)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let (mut ws, response) = ClientBuilder::new()
+        .http2(Http2Config::with_cleartext())
+        .connect(&format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        (streams.recv().await, streams.recv().await),
+        (Some(0), Some(1)),
+        "refused on the first connection, accepted on the second"
+    );
+    // The server's close frame (1000) came over the second connection's stream.
+    assert!(ws.recv().await.unwrap().is_none());
+    assert_eq!(ws.close_frame().map(|f| f.code.as_u16()), Some(1000));
+}

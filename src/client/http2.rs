@@ -90,28 +90,42 @@ impl ClientBuilder {
             return Ok(Attempt::Http1(None));
         }
         let origin = (*secure, host.to_ascii_lowercase(), *port);
-        let Pooled {
-            mut sender,
-            streams,
-        } = match self.sender(target, origin).await? {
-            Sender::Ready(pooled) => pooled,
-            Sender::Http1(stream) => return Ok(Attempt::Http1(stream)),
-        };
         let offer = self.deflate.as_ref().map(negotiation::offer_header);
-        let mut request = build_connect_request(&ClientRequest {
-            uri,
-            key: "",
-            version: self.version,
-            protocols: &self.protocols,
-            origin: self.origin.as_deref(),
-            headers,
-            extensions: offer.as_deref(),
-        })?;
-        request
-            .extensions_mut()
-            .insert(h2::ext::Protocol::from_static("websocket"));
-        let (response, send) = sender.send_request(request, false).map_err(io_error)?;
-        let (parts, recv) = response.await.map_err(io_error)?.into_parts();
+        // A stream the server refused unprocessed (REFUSED_STREAM, or cut off by a GOAWAY: RFC
+        // 9113 §8.7) is tried once more, on another connection.
+        let mut retried = false;
+        let (response, send, streams) = loop {
+            let pooled = match self.sender(target, origin.clone()).await? {
+                Sender::Ready(pooled) => pooled,
+                Sender::Http1(stream) => return Ok(Attempt::Http1(stream)),
+            };
+            let mut request = build_connect_request(&ClientRequest {
+                uri,
+                key: "",
+                version: self.version,
+                protocols: &self.protocols,
+                origin: self.origin.as_deref(),
+                headers,
+                extensions: offer.as_deref(),
+            })?;
+            request
+                .extensions_mut()
+                .insert(h2::ext::Protocol::from_static("websocket"));
+            let mut sender = pooled.sender.clone();
+            let sent = match sender.send_request(request, false) {
+                Ok((response, send)) => response.await.map(|response| (response, send)),
+                Err(error) => Err(error),
+            };
+            match sent {
+                Ok((response, send)) => break (response, send, pooled.streams),
+                Err(error) if !retried && unprocessed(&error) => {
+                    retried = true;
+                    self.forget(&origin, &pooled).await;
+                }
+                Err(error) => return Err(io_error(error).into()),
+            }
+        };
+        let (parts, recv) = response.into_parts();
         let response = Response::from_parts(parts, ());
         let mut stream = Http2Stream::new(send, recv, self.http2.linger).pooled(streams);
         match validate_connect_response(&response, &self.protocols, offer.is_some()) {
@@ -128,6 +142,22 @@ impl ClientBuilder {
                 Err(Error::http_status(Response::from_parts(parts, body)))
             }
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Takes a connection that refused a stream out of the pool.
+    async fn forget(&self, origin: &Origin, pooled: &Pooled) {
+        let entry = self
+            .pool
+            .origins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(origin)
+            .cloned();
+        if let Some(entry) = entry {
+            if let Entry::Open(connections) = &mut *entry.lock().await {
+                connections.retain(|c| !Arc::ptr_eq(&c.streams, &pooled.streams));
+            }
         }
     }
 
@@ -217,4 +247,9 @@ impl ClientBuilder {
         }
         Ok(Sender::Ready(pooled))
     }
+}
+
+/// Whether the server refused the stream without processing it, so it can be tried again.
+fn unprocessed(error: &h2::Error) -> bool {
+    error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM)
 }
