@@ -415,6 +415,21 @@ impl ServerTls {
         }
     }
 
+    /// For a server with HTTP/2 off: `h2` taken out of the ALPN list, which would otherwise
+    /// agree on a protocol the server won't speak.
+    #[cfg(feature = "http2")]
+    pub(crate) fn without_h2(self) -> ServerTls {
+        if !self.config.alpn_protocols.iter().any(|p| p == b"h2") {
+            return self;
+        }
+        let mut config = (*self.config).clone();
+        config.alpn_protocols.retain(|p| p != b"h2");
+        ServerTls {
+            config: Arc::new(config),
+            default_alpn: self.default_alpn,
+        }
+    }
+
     /// For a server with HTTP/2 on: `h2` offered before `http/1.1` when the ALPN list is
     /// `from_pem`'s (a `from_rustls` configuration keeps its own). `ServerTls` used on its own
     /// (with `accept`, or under hyper) offers `http/1.1` only.

@@ -644,3 +644,22 @@ async fn a_refused_stream_is_tried_again_on_another_connection() {
     assert!(ws.recv().await.unwrap().is_none());
     assert_eq!(ws.close_frame().map(|f| f.code.as_u16()), Some(1000));
 }
+
+#[tokio::test]
+async fn a_server_with_http2_off_takes_h2_out_of_its_alpn_list() {
+    let (server_tls, client_tls) = tls_pair();
+    let server_tls = server_tls.alpn_protocols(["h2", "http/1.1"]);
+    let builder = Server::builder().tls(server_tls).http2(Http2Config::off());
+    let (port, mut reports) = echo_server(builder).await;
+    let (mut ws, response) = h2_client(client_tls)
+        .connect(&format!("wss://localhost:{port}/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    round_trip(&mut ws, 11).await;
+    ws.close(None).await.unwrap();
+    assert_eq!(
+        next_report(&mut reports).await.version,
+        http::Version::HTTP_11
+    );
+}

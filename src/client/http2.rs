@@ -199,6 +199,8 @@ impl ClientBuilder {
         #[cfg(feature = "tls")]
         if let ClientStream::Tls(tls) = &stream {
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                // The server doesn't speak HTTP/2: later connects go straight to HTTP/1.1.
+                *entry = Entry::Http1Only;
                 return Ok(Sender::Http1(Some(stream)));
             }
         }
@@ -251,5 +253,5 @@ impl ClientBuilder {
 
 /// Whether the server refused the stream without processing it, so it can be tried again.
 fn unprocessed(error: &h2::Error) -> bool {
-    error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM)
+    error.is_remote() && (error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM))
 }

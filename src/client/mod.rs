@@ -155,6 +155,7 @@ impl ClientBuilder {
 
     /// Handshake limits: response head size and header count, and the handshake timeout.
     pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
+        self.new_pool();
         self.limits = limits;
         self
     }

@@ -99,17 +99,27 @@ fn validate_extended_connect(req: &Request<()>) -> Result<UpgradeRequest, Handsh
     }
     match (req.uri().authority(), req.headers().get(header::HOST)) {
         (None, None) => return Err(HandshakeError::MissingHost),
-        // RFC 9113 §8.3.1: a Host naming another entity than :authority is malformed.
+        // RFC 9113 §8.3.1: a Host naming another entity than :authority is malformed (compared
+        // normalised: case, a trailing dot, the scheme's default port).
         (Some(authority), Some(host))
-            if !host
-                .as_bytes()
-                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+            if !same_entity(authority, host.as_bytes(), req.uri().scheme_str()) =>
         {
             return Err(HandshakeError::Malformed("Host differs from :authority"));
         }
         _ => {}
     }
     upgrade_fields(req.headers(), String::new())
+}
+
+/// Whether a `Host` value names the same host and port as `:authority`.
+fn same_entity(authority: &http::uri::Authority, host: &[u8], scheme: Option<&str>) -> bool {
+    let Ok(host) = http::uri::Authority::try_from(host) else {
+        return false;
+    };
+    let default = if scheme == Some("http") { 80 } else { 443 };
+    let name = |a: &http::uri::Authority| a.host().trim_end_matches('.').to_ascii_lowercase();
+    name(authority) == name(&host)
+        && authority.port_u16().unwrap_or(default) == host.port_u16().unwrap_or(default)
 }
 
 /// The checks both forms share: the version, the subprotocols, the origin.
@@ -170,12 +180,15 @@ pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    // `TE` only as `trailers`.
-    if headers
-        .get(header::TE)
-        .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers"))
-    {
-        headers.remove(header::TE);
+    // `TE` only as `trailers` (lowercase, once: HTTP/2 libraries compare it byte for byte).
+    let trailers = headers.get_all(header::TE).iter().any(|te| {
+        te.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    });
+    headers.remove(header::TE);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     for name in [
         header::CONNECTION,
@@ -327,6 +340,46 @@ mod tests {
             (up.version, up.origin.as_deref()),
             (8, Some("http://example.com"))
         );
+    }
+
+    #[test]
+    fn host_and_authority_compare_normalised() {
+        let authority: http::uri::Authority = "Example.com".parse().unwrap();
+        for (host, same) in [
+            (&b"example.com"[..], true),
+            (b"EXAMPLE.com.", true),
+            (b"example.com:80", true),
+            (b"example.com:8080", false),
+            (b"other.example", false),
+            (b"bad host", false),
+        ] {
+            assert_eq!(
+                same_entity(&authority, host, Some("http")),
+                same,
+                "{host:?}"
+            );
+        }
+        let with_port: http::uri::Authority = "example.com:443".parse().unwrap();
+        assert!(same_entity(&with_port, b"example.com", Some("https")));
+    }
+
+    #[test]
+    fn only_trailers_survives_as_te_over_http2() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::TE, HeaderValue::from_static("Trailers, gzip"));
+        headers.append(header::TE, HeaderValue::from_static("deflate"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("x-hop, close"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_connection_headers(&mut headers);
+        assert_eq!(headers.get_all(header::TE).iter().count(), 1);
+        assert_eq!(headers[header::TE], "trailers");
+        assert!(!headers.contains_key("x-hop") && !headers.contains_key(header::CONNECTION));
+        assert!(headers.contains_key("x-kept"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        remove_connection_headers(&mut headers);
+        assert!(!headers.contains_key(header::TE));
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl Drop for Http2Stream {
         if recv.is_end_stream() {
             return;
         }
+        let _ = recv.flow_control().release_capacity(self.pending.len());
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -96,6 +96,7 @@ pub(super) async fn serve<F, Fut>(
     let idle = tokio::time::sleep(options.limits.timeout);
     tokio::pin!(idle);
     let mut opened = false;
+    let mut closing = false;
     loop {
         let shutdown = shared.shutdown.notified();
         tokio::pin!(shutdown);
@@ -130,8 +131,14 @@ pub(super) async fn serve<F, Fut>(
                 let deadline = tokio::time::Instant::now() + options.limits.timeout;
                 if h2.has_streams() || std::mem::take(&mut opened) {
                     idle.as_mut().reset(deadline);
-                } else if going_away {
+                } else if closing {
                     return;
+                } else if going_away {
+                    // A last GOAWAY and the connection's close, flushed while `accept` is
+                    // polled; one more period at most.
+                    h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    closing = true;
+                    idle.as_mut().reset(deadline);
                 } else {
                     h2.graceful_shutdown();
                     going_away = true;

@@ -397,8 +397,12 @@ impl ServerBuilder {
         listener: Listener,
     ) -> Server {
         #[cfg(all(feature = "tls", feature = "http2"))]
-        if self.http2.enabled {
-            self.tls = self.tls.take().map(|tls| tls.with_h2());
+        {
+            let enabled = self.http2.enabled;
+            self.tls = self.tls.take().map(|tls| match enabled {
+                true => tls.with_h2(),
+                false => tls.without_h2(),
+            });
         }
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let link = self.broker.clone().map(|broker| {
