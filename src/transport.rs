@@ -18,7 +18,7 @@ macro_rules! forward_io {
                     #[cfg(unix)]
                     $name::Unix(s) => std::pin::Pin::new(s),
                     #[cfg(feature = "http2")]
-                    $name::Http2(s) => std::pin::Pin::new(s),
+                    $name::Http2(s) => std::pin::Pin::new(&mut **s),
                 }
             }
 
@@ -30,7 +30,7 @@ macro_rules! forward_io {
                     #[cfg(unix)]
                     $name::Unix(s) => s,
                     #[cfg(feature = "http2")]
-                    $name::Http2(s) => s,
+                    $name::Http2(s) => &**s,
                 }
             }
         }
@@ -102,10 +102,13 @@ pub enum ClientStream {
     /// A stream of an HTTP/2 connection (RFC 8441), shared with other WebSockets to the same
     /// origin ([`ClientBuilder::http2`](crate::ClientBuilder::http2)).
     #[cfg(feature = "http2")]
-    Http2(crate::http2::Http2Stream),
+    Http2(Box<crate::http2::Http2Stream>),
 }
 
 forward_io!(ClientStream);
+
+// The TLS and HTTP/2 variants are boxed: the enum is in every connection's state, and plain
+// TCP (the common case) is a few words.
 
 /// A server's transport: a TCP connection, TLS over it (with
 /// [`ServerBuilder::tls`](crate::server::ServerBuilder::tls)), or a Unix domain socket (with
@@ -123,7 +126,7 @@ pub enum ServerStream {
     Unix(tokio::net::UnixStream),
     /// A stream of an HTTP/2 connection, opened by an extended CONNECT (RFC 8441).
     #[cfg(feature = "http2")]
-    Http2(crate::http2::Http2Stream),
+    Http2(Box<crate::http2::Http2Stream>),
 }
 
 forward_io!(ServerStream);

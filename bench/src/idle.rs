@@ -1,4 +1,5 @@
-//! The `idle` mode: server memory per idle (handshaken, silent) connection.
+//! The `idle` mode: server memory per idle (handshaken, silent) connection, plain or, with
+//! `--tls`, over TLS (every server on the library's `ServerTls`, so the same rustls stack).
 
 use std::time::Duration;
 
@@ -23,12 +24,21 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ));
     }
     let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
+    // With --tls every server terminates TLS with the library's ServerTls (the same rustls
+    // stack), and every idle connection is a TLS session.
+    let tls = if opts.tls {
+        let cert = crate::tls::Certificate::generate()?;
+        let _ = sys::SERVER_TLS.set((cert.cert_file.clone(), cert.key_file.clone()));
+        Some(std::sync::Arc::new(cert))
+    } else {
+        None
+    };
 
     let mut rows = Vec::new();
     for &imp in &opts.servers {
         let server = ServerProc::spawn(imp, server_cpu)
             .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
-        let row = rt.block_on(measure(&server, conns, opts.hold));
+        let row = rt.block_on(measure(&server, conns, opts.hold, tls.as_ref()));
         drop(server);
         match row {
             Ok((before, after)) => {
@@ -47,7 +57,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         }
     }
 
-    println!("\n## Server memory per idle connection\n");
+    let over = if tls.is_some() { " over TLS" } else { "" };
+    println!("\n## Server memory per idle connection{over}\n");
     println!("Machine: {}", sys::machine_description());
     println!(
         "Each server in its own process (tokio current_thread); VmRSS from /proc/PID/status \
@@ -73,10 +84,41 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     Ok(())
 }
 
-async fn measure(server: &ServerProc, conns: usize, hold: Duration) -> Result<(u64, u64), String> {
+/// An idle client connection, plain or TLS.
+enum Idle {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Idle {
+    async fn open(
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+        tls: Option<&crate::tls::Certificate>,
+    ) -> std::io::Result<Idle> {
+        Ok(match tls {
+            Some(tls) => Idle::Tls(Box::new(client::connect_tls(addr, timeout, tls).await?)),
+            None => Idle::Plain(client::connect(addr, timeout).await?),
+        })
+    }
+
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        match self {
+            Idle::Plain(tcp) => tcp,
+            Idle::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+async fn measure(
+    server: &ServerProc,
+    conns: usize,
+    hold: Duration,
+    tls: Option<&std::sync::Arc<crate::tls::Certificate>>,
+) -> Result<(u64, u64), String> {
     let timeout = Duration::from_secs(10);
     // One connection first, so one-time allocations are in the baseline.
-    let warm = client::connect(server.addr, timeout)
+    let warm = Idle::open(server.addr, timeout, tls.map(|t| &**t))
         .await
         .map_err(|e| format!("warm-up connection: {e}"))?;
     drop(warm);
@@ -88,7 +130,9 @@ async fn measure(server: &ServerProc, conns: usize, hold: Duration) -> Result<(u
         let batch = (conns - streams.len()).min(100);
         let mut set = JoinSet::new();
         for _ in 0..batch {
-            set.spawn(client::connect(server.addr, timeout));
+            let tls = tls.cloned();
+            let addr = server.addr;
+            set.spawn(async move { Idle::open(addr, timeout, tls.as_deref()).await });
         }
         while let Some(r) = set.join_next().await {
             match r {
@@ -104,7 +148,7 @@ async fn measure(server: &ServerProc, conns: usize, hold: Duration) -> Result<(u
     let mut probe = [0u8; 16];
     let closed = streams
         .iter()
-        .filter(|s| !matches!(s.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .filter(|s| !matches!(s.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
         .count();
     if closed > 0 {
         return Err(format!(

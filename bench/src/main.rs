@@ -36,7 +36,7 @@ const USAGE: &str = "usage:
                   [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
                   [--tls]   (every connection over TLS, one rustls stack for all servers)
                   [--baseline PATH]   (server `baseline`: elo from another elo-bench build)
-  elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin]
+  elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin] [--tls]
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]

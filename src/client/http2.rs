@@ -131,7 +131,7 @@ impl ClientBuilder {
         match validate_connect_response(&response, &self.protocols, offer.is_some()) {
             Ok(protocol) => {
                 let conn = self.client_connection(&response)?;
-                let stream = ClientStream::Http2(stream);
+                let stream = ClientStream::Http2(Box::new(stream));
                 let ws = WebSocket::from_parts(stream, conn, BytesMut::new(), protocol);
                 Ok(Attempt::Done(ws, response))
             }

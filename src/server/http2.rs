@@ -197,7 +197,8 @@ async fn open_stream(
             let mut response = Response::new(());
             *response.headers_mut() = connect_accept_headers(info.protocol.as_deref(), &headers);
             let send = respond.send_response(response, false).ok()?;
-            let stream = ServerStream::Http2(Http2Stream::new(send, recv, options.http2.linger));
+            let stream =
+                ServerStream::Http2(Box::new(Http2Stream::new(send, recv, options.http2.linger)));
             let conn = connection(options, &info);
             let ws = WebSocket::from_parts(stream, conn, BytesMut::new(), info.protocol.clone());
             Some((ws, *info))
