@@ -251,42 +251,24 @@ impl ClientTls {
         Ok(Arc::new(config))
     }
 
-    /// Runs the TLS handshake over `stream` for `host` (or the configured server name).
+    /// Runs the TLS handshake over `stream` for `host` (or the configured server name),
+    /// offering ALPN `h2` before `http/1.1` when `offer_h2` (a new HTTP/2 connection: its
+    /// configuration is copied for that, which the pool makes rare).
     pub(crate) async fn connect<S>(
         &self,
         host: &str,
         stream: S,
+        offer_h2: bool,
     ) -> Result<tokio_rustls::client::TlsStream<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.connect_with(self.config()?, host, stream).await
-    }
-
-    /// [`connect`](ClientTls::connect) offering ALPN `h2` before `http/1.1`.
-    #[cfg(feature = "http2")]
-    pub(crate) async fn connect_h2<S>(
-        &self,
-        host: &str,
-        stream: S,
-    ) -> Result<tokio_rustls::client::TlsStream<S>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let mut config = (*self.config()?).clone();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        self.connect_with(Arc::new(config), host, stream).await
-    }
-
-    async fn connect_with<S>(
-        &self,
-        config: Arc<rustls::ClientConfig>,
-        host: &str,
-        stream: S,
-    ) -> Result<tokio_rustls::client::TlsStream<S>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+        let mut config = self.config()?;
+        if offer_h2 {
+            let mut with_h2 = (*config).clone();
+            with_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            config = Arc::new(with_h2);
+        }
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = ServerName::try_from(name.to_owned())
             .map_err(|_| Error::invalid_input(format!("invalid TLS server name: {name:?}")))?;

@@ -235,26 +235,11 @@ async fn a_failed_connection_ends_every_stream_with_1006() {
     // A raw HTTP/2 client over a TCP connection the test cuts.
     let h2c = Http2Config::with_cleartext();
     let (port, mut reports) = echo_server(Server::builder().http2(h2c)).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
-    let mut ping = connection.ping_pong().unwrap();
-    let driver = tokio::spawn(connection);
-    ping.ping(h2::Ping::opaque()).await.unwrap();
-    let mut sender = sender.ready().await.unwrap();
+    let (mut sender, driver) = raw_h2_client(port).await;
     assert!(sender.is_extended_connect_protocol_enabled());
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut request = http::Request::builder()
-            .method("CONNECT")
-            .uri(format!("http://127.0.0.1:{port}/"))
-            .header("sec-websocket-version", "13")
-            .body(())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(h2::ext::Protocol::from_static("websocket"));
+        let request = extended_connect(port, None);
         let (response, send) = sender.send_request(request, false).unwrap();
         let response = response.await.unwrap();
         assert_eq!(response.status(), 200);
@@ -276,13 +261,7 @@ async fn the_stream_limit_is_advertised_and_bad_options_are_refused() {
     let mut h2c = Http2Config::with_cleartext();
     h2c.max_streams = 3;
     let (port, _reports) = echo_server(Server::builder().http2(h2c)).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
-    let mut ping = connection.ping_pong().unwrap();
-    tokio::spawn(connection);
-    ping.ping(h2::Ping::opaque()).await.unwrap();
+    let (sender, _driver) = raw_h2_client(port).await;
     assert_eq!(sender.current_max_send_streams(), 3);
     let (mut no_streams, mut no_window, mut tiny_frames) = (h2c, h2c, h2c);
     no_streams.max_streams = 0;
@@ -572,24 +551,8 @@ async fn connection_specific_headers_are_not_sent_over_http2() {
 async fn a_host_that_differs_from_the_authority_is_refused() {
     let (port, _reports) =
         echo_server(Server::builder().http2(Http2Config::with_cleartext())).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
-    let mut ping = connection.ping_pong().unwrap();
-    tokio::spawn(connection);
-    ping.ping(h2::Ping::opaque()).await.unwrap();
-    let mut sender = sender.ready().await.unwrap();
-    let mut request = http::Request::builder()
-        .method("CONNECT")
-        .uri(format!("http://127.0.0.1:{port}/"))
-        .header("host", "elsewhere.example")
-        .header("sec-websocket-version", "13")
-        .body(())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(h2::ext::Protocol::from_static("websocket"));
+    let (mut sender, _driver) = raw_h2_client(port).await;
+    let request = extended_connect(port, Some("elsewhere.example"));
     let (response, _send) = sender.send_request(request, false).unwrap();
     assert_eq!(response.await.unwrap().status(), 400);
 }
@@ -662,4 +625,35 @@ async fn a_server_with_http2_off_takes_h2_out_of_its_alpn_list() {
         next_report(&mut reports).await.version,
         http::Version::HTTP_11
     );
+}
+
+/// A bare HTTP/2 client on the server at `port` (h2c), once the server's SETTINGS are in (they
+/// precede the answer to a PING); the connection runs in the returned task.
+async fn raw_h2_client(port: u16) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+    (sender.ready().await.unwrap(), driver)
+}
+
+/// An extended CONNECT for a WebSocket at `/` (RFC 8441), with a `Host` header if given.
+fn extended_connect(port: u16, host: Option<&str>) -> http::Request<()> {
+    let mut request = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("http://127.0.0.1:{port}/"))
+        .header("sec-websocket-version", "13");
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    let mut request = request.body(()).unwrap();
+    request
+        .extensions_mut()
+        .insert(h2::ext::Protocol::from_static("websocket"));
+    request
 }

@@ -416,8 +416,7 @@ impl ClientBuilder {
     async fn open(
         &self,
         target: &Target,
-        #[cfg_attr(not(all(feature = "http2", feature = "tls")), allow(unused_variables))]
-        offer_h2: bool,
+        #[cfg_attr(not(feature = "tls"), allow(unused_variables))] offer_h2: bool,
     ) -> Result<ClientStream> {
         let (host, port, secure) = match target {
             #[cfg(unix)]
@@ -445,15 +444,9 @@ impl ClientBuilder {
         };
         let _ = tcp.set_nodelay(true);
         if secure {
-            #[cfg(all(feature = "http2", feature = "tls"))]
-            if offer_h2 {
-                return Ok(ClientStream::Tls(Box::new(
-                    self.tls.connect_h2(host, tcp).await?,
-                )));
-            }
             #[cfg(feature = "tls")]
             return Ok(ClientStream::Tls(Box::new(
-                self.tls.connect(host, tcp).await?,
+                self.tls.connect(host, tcp, offer_h2).await?,
             )));
             #[cfg(not(feature = "tls"))]
             return Err(Error::invalid_input(

@@ -42,14 +42,17 @@ pub fn host_header(uri: &Uri) -> String {
     }
 }
 
-/// The bytes of the upgrade request.
-pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
-    let target = req
-        .uri
-        .path_and_query()
+/// The path and query a request asks for (`/` when the URL has none).
+fn request_target(uri: &Uri) -> &str {
+    uri.path_and_query()
         .map(|pq| pq.as_str())
         .filter(|s| !s.is_empty())
-        .unwrap_or("/");
+        .unwrap_or("/")
+}
+
+/// The bytes of the upgrade request.
+pub fn build_request(req: &ClientRequest<'_>) -> Vec<u8> {
+    let target = request_target(req.uri);
     let mut out = format!("GET {target} HTTP/1.1\r\n").into_bytes();
     let mut headers = HeaderMap::new();
     if let Ok(host) = HeaderValue::from_str(&host_header(req.uri)) {
@@ -79,12 +82,7 @@ pub fn build_connect_request(req: &ClientRequest<'_>) -> Result<Request<()>, Han
         _ => "http",
     };
     let authority = host_header(req.uri);
-    let target = req
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("/");
+    let target = request_target(req.uri);
     let uri = Uri::builder()
         .scheme(scheme)
         .authority(authority.as_str())
