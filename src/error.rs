@@ -45,6 +45,12 @@ pub enum ErrorKind {
     /// The message broker joining servers is unreachable, or its publish queue is full:
     /// the message went nowhere.
     Broker,
+    /// The connection's write buffer is over [`Config::max_write_buffer`](crate::Config):
+    /// the message was not queued. Only the event API's
+    /// [`Client::send`](crate::server::events::Client::send), which can't wait, answers it;
+    /// [`EventHandler::on_drain`](crate::server::events::EventHandler::on_drain) tells when
+    /// there is room again.
+    WriteBufferFull,
 }
 
 /// Why an opening handshake failed. On the server each maps to the HTTP status sent back
@@ -285,6 +291,10 @@ impl Error {
         Error::new(ErrorKind::Broker).with_message(message)
     }
 
+    pub(crate) fn write_buffer_full() -> Error {
+        Error::new(ErrorKind::WriteBufferFull)
+    }
+
     pub(crate) fn closed() -> Error {
         Error::new(ErrorKind::Closed)
     }
@@ -427,6 +437,7 @@ impl fmt::Display for Error {
             ErrorKind::Tls => "TLS handshake failed",
             ErrorKind::Proxy => "proxy tunnel failed",
             ErrorKind::Broker => "message broker unavailable",
+            ErrorKind::WriteBufferFull => "write buffer full",
         };
         f.write_str(kind)?;
         if let Some(p) = &self.inner.protocol {

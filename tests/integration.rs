@@ -14,6 +14,7 @@ mod client_options;
 mod client_server;
 mod config_checks;
 mod deflate;
+mod events;
 mod examples;
 mod fanout;
 mod fragments;

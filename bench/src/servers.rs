@@ -19,6 +19,8 @@ pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Impl {
     Elo,
+    /// Ours, every connection driven by an event loop (`serve_events`) instead of a task each.
+    EloEvents,
     Tungstenite,
     FastWebSockets,
     /// Our server from another build of this benchmark (`--baseline PATH`), such as the
@@ -33,6 +35,7 @@ impl Impl {
     pub fn name(self) -> &'static str {
         match self {
             Impl::Elo => "elo",
+            Impl::EloEvents => "elo-events",
             Impl::Tungstenite => "tungstenite",
             Impl::FastWebSockets => "fastwebsockets",
             Impl::Baseline => "baseline",
@@ -42,7 +45,7 @@ impl Impl {
     pub fn parse(s: &str) -> Option<Impl> {
         Impl::ALL
             .into_iter()
-            .chain([Impl::Baseline])
+            .chain([Impl::EloEvents, Impl::Baseline])
             .find(|i| i.name() == s)
     }
 }
@@ -58,6 +61,7 @@ pub fn run(
     serve_on_one_thread(cpu, async move {
         match imp {
             Impl::Elo => elo(addr, tls).await,
+            Impl::EloEvents => elo_events(addr, tls).await,
             Impl::Tungstenite => tungstenite(addr, tls).await,
             Impl::FastWebSockets => fastwebsockets(addr, tls).await,
             Impl::Baseline => Err("the baseline runs as `elo` in its own binary".into()),
@@ -105,6 +109,34 @@ async fn elo(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), BoxError> {
             }
         })
         .await?;
+    Ok(())
+}
+
+/// Ours on event loops: the echo queued from the callback, written once the loop is done with
+/// the connection's input (one write per read, as above).
+async fn elo_events(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), BoxError> {
+    use enim_labore_occaecati::server::events::{Client, EventHandler};
+    use enim_labore_occaecati::server::ClientInfo;
+    use enim_labore_occaecati::Message;
+
+    struct Echo;
+    impl EventHandler for Echo {
+        type State = ();
+        fn on_open(&self, _client: &mut Client<'_>, _info: ClientInfo) {}
+        fn on_message(&self, _state: &mut (), client: &mut Client<'_>, message: Message) {
+            // Refused only while the peer isn't reading its echoes; the loop then stops
+            // reading from it too, as `recv` would.
+            let _ = client.send(message);
+        }
+    }
+
+    let mut builder = enim_labore_occaecati::server::Server::builder().track_clients(false);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let server = builder.bind(addr).await?;
+    ready(server.local_addr()?);
+    server.serve_events(Echo).await?;
     Ok(())
 }
 

@@ -33,8 +33,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            if let Some(message) = self.close_message.take() {
-                return Poll::Ready(Some(Ok(*message)));
+            if let Some(message) = self.rare.as_mut().and_then(|r| r.close_message.take()) {
+                return Poll::Ready(Some(Ok(message)));
             }
             if self.conn.awaits_transport_close() {
                 // RFC 6455 §7.1.1: the server closes first; what still arrives is discarded.

@@ -8,7 +8,7 @@
 //! always go through; pongs are the core's and never wait here.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Waker};
 
@@ -94,6 +94,9 @@ pub(crate) struct Outbox {
     limit: usize,
     policy: SlowPolicy,
     dropped: AtomicU64,
+    /// To be dropped without a close frame (`terminate_client` of a connection that has no
+    /// task of its own to abort).
+    terminate: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +116,7 @@ impl Outbox {
             limit,
             policy,
             dropped: AtomicU64::new(0),
+            terminate: AtomicBool::new(false),
         }
     }
 
@@ -127,6 +131,17 @@ impl Outbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .closed_slow
+    }
+
+    /// Asks the connection's driver to drop it at once, without a close frame.
+    pub(crate) fn terminate(&self) {
+        self.terminate.store(true, Ordering::Release);
+        wake(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Whether [`terminate`](Outbox::terminate) was asked.
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminate.load(Ordering::Acquire)
     }
 
     pub(crate) fn push(&self, item: Outgoing) -> Delivery {

@@ -26,7 +26,8 @@ thread_local! {
 /// buffer is a spare not grown since.
 #[derive(Debug)]
 pub(super) struct ReadSizing {
-    pub(super) chunk: usize,
+    /// At most `READ_MAX_STEP`: a `u32` keeps the sizing in one word.
+    pub(super) chunk: u32,
     /// The read buffer is a spare, not reserved into since, so its whole allocation is known
     /// to be at most `READ_MAX_STEP`: it may go back to the spares without reclaiming it.
     small: bool,
@@ -35,7 +36,7 @@ pub(super) struct ReadSizing {
 impl Default for ReadSizing {
     fn default() -> ReadSizing {
         ReadSizing {
-            chunk: READ_CHUNK,
+            chunk: READ_CHUNK as u32,
             small: false,
         }
     }
@@ -77,7 +78,7 @@ impl ReadSizing {
         // After a large frame, the next one is read straight into a buffer of that size, in
         // one read if it is as large: no first part read into a small buffer and copied.
         let expect_large = earned > READ_MAX_STEP && conn.awaiting_frame_header();
-        let read_chunk = self.chunk;
+        let read_chunk = self.chunk as usize;
         let buf = conn.read_buffer();
         if expect_large && buf.is_empty() {
             // The buffer the last frame was read into, once nothing else shares it (the
@@ -149,11 +150,11 @@ impl ReadSizing {
     /// After a read of `n` bytes into `room`: a busy connection reads in larger chunks (fewer
     /// system calls per burst); a quiet one goes back to small ones.
     pub(super) fn after_read(&mut self, n: usize, room: usize) {
-        let read_chunk = self.chunk;
+        let read_chunk = self.chunk as usize;
         if n >= room {
-            self.chunk = (read_chunk * 2).min(READ_MAX_STEP);
+            self.chunk = (read_chunk * 2).min(READ_MAX_STEP) as u32;
         } else if n < read_chunk / 4 {
-            self.chunk = (read_chunk / 2).max(READ_CHUNK);
+            self.chunk = (read_chunk / 2).max(READ_CHUNK) as u32;
         }
     }
 
@@ -177,7 +178,7 @@ impl ReadSizing {
         // it (the empty buffer moves to its start); failing that, a tail of at least a chunk
         // will do. Capacity is judged once reclaimed: a large frame may have grown the
         // allocation far past what a spare should keep.
-        let keep = (small && spare.capacity() >= self.chunk / 2) || {
+        let keep = (small && spare.capacity() >= self.chunk as usize / 2) || {
             let whole = spare.capacity().saturating_add(1);
             let reclaimed = spare.try_reclaim(whole) || spare.try_reclaim(READ_CHUNK);
             reclaimed && spare.capacity() <= READ_MAX_STEP

@@ -17,8 +17,14 @@ const COALESCE_MAX: usize = 64 << 10;
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The receive loop; see [`recv`](WebSocket::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-        if self.finished || self.deferred_error.is_some() {
-            return Poll::Ready(self.deferred_error.take().map(Err));
+        if self.finished
+            || self
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.deferred_error.is_some())
+        {
+            let deferred = self.rare.as_mut().and_then(|r| r.deferred_error.take());
+            return Poll::Ready(deferred.map(Err));
         }
         if self.outbox.is_some() {
             self.drain_outbox(cx);
@@ -28,7 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         // Once a close frame went out (or the connection is over), reading goes on whatever
         // the pause: the close handshake and its deadline need it.
-        if let Some(pause) = &self.pause {
+        if let Some(pause) = self.rare.as_ref().and_then(|r| r.pause.as_ref()) {
             if !self.conn.close_sent() && !self.conn.is_read_closed() && pause.poll_paused(cx) {
                 // Nothing read or handed out; what is owed still goes out.
                 if self.conn.has_output() {
@@ -52,12 +58,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                             return Poll::Ready(Some(Ok(message)))
                         }
                         Message::Close(ref frame) => {
-                            self.peer_close = frame.clone().map(Box::new);
+                            self.rare().peer_close = frame.clone();
                             if deliver_control {
                                 // Handed out once the echo is written (see `finish`), so an
                                 // application that drops the connection on seeing it loses
                                 // nothing.
-                                self.close_message = Some(Box::new(message));
+                                self.rare().close_message = Some(message);
                             }
                         }
                         Message::Ping(_) | Message::Pong(_) => {

@@ -174,13 +174,13 @@ async fn idle_read_buffer_goes_to_the_spares_but_a_large_one_is_freed() {
         assert_eq!(spare_at + room, start + capacity, "the same allocation");
         if spare_at == at + SMALL {
             assert!(
-                room >= ws.read_sizing.chunk / 2,
+                room >= ws.read_sizing.chunk as usize / 2,
                 "kept as it was with room for a read"
             );
             kept_as_is = true;
         } else {
             assert!(
-                at + SMALL + ws.read_sizing.chunk / 2 > start + capacity,
+                at + SMALL + ws.read_sizing.chunk as usize / 2 > start + capacity,
                 "reclaimed when low"
             );
             started_over = true;

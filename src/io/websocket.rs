@@ -29,25 +29,32 @@ use crate::proto::prepared::PreparedMessage;
 pub struct WebSocket<S> {
     pub(super) stream: S,
     pub(super) conn: Connection,
-    protocol: Option<Box<str>>,
-    extensions: Box<str>,
-    /// The peer's close frame, once it arrived.
-    pub(super) peer_close: Option<Box<CloseFrame>>,
-    /// The peer's close frame as a message, handed out once its echo is written (when control
-    /// frames are delivered).
-    pub(super) close_message: Option<Box<Message>>,
     /// The stream was closed and the outcome reported: `recv` answers `None` from now on.
     pub(super) finished: bool,
     /// The one timer, at the core's next deadline; allocated only while the core keeps one.
     pub(super) timer: Option<Pin<Box<Sleep>>>,
-    /// Tasks waiting for the stream to take bytes (the other half of a split connection).
-    pub(super) write_waiters: Vec<Waker>,
     pub(super) outbox: Option<Arc<Outbox>>,
     pub(super) read_sizing: ReadSizing,
+    /// What most connections never set, allocated when one is: a connection is in memory for
+    /// all its life, and an idle one is mostly this struct.
+    pub(super) rare: Option<Box<Rare>>,
+}
+
+/// A connection's rarely set state ([`WebSocket::rare`]).
+#[derive(Default)]
+pub(super) struct Rare {
+    protocol: Option<Box<str>>,
+    extensions: Box<str>,
+    /// The peer's close frame, once it arrived.
+    pub(super) peer_close: Option<CloseFrame>,
+    /// The peer's close frame as a message, handed out once its echo is written (when control
+    /// frames are delivered).
+    pub(super) close_message: Option<Message>,
+    /// Tasks waiting for the stream to take bytes (the other half of a split connection).
+    pub(super) write_waiters: Vec<Waker>,
     /// Set once the application asks for pausing (`pause`, `pause_handle`).
     pub(super) pause: Option<PauseHandle>,
-    /// The URL a client connected to (set by the client only): boxed, so a server's
-    /// connections pay one (wide) pointer for it.
+    /// The URL a client connected to (set by the client only).
     url: Option<Box<str>>,
     /// An error `recv_many` met after messages it returned: the next receive's answer.
     pub(super) deferred_error: Option<Error>,
@@ -94,7 +101,10 @@ impl<S> std::fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
             .field("conn", &self.conn)
-            .field("protocol", &self.protocol)
+            .field(
+                "protocol",
+                &self.rare.as_ref().and_then(|r| r.protocol.as_deref()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -139,25 +149,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         let extensions = conn
             .deflate_params()
-            .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n))
-            .unwrap_or_default()
-            .into_boxed_str();
-        WebSocket {
+            .map(|n| crate::deflate::negotiation::extension_header(conn.role(), n));
+        let mut ws = WebSocket {
             stream,
             conn,
-            protocol: protocol.map(String::into_boxed_str),
-            extensions,
-            peer_close: None,
-            close_message: None,
             finished: false,
             timer: None,
-            write_waiters: Vec::new(),
             outbox: None,
             read_sizing: ReadSizing::default(),
-            pause: None,
-            url: None,
-            deferred_error: None,
+            rare: None,
+        };
+        if let Some(extensions) = extensions {
+            ws.rare().extensions = extensions.into_boxed_str();
         }
+        if let Some(protocol) = protocol {
+            ws.rare().protocol = Some(protocol.into_boxed_str());
+        }
+        ws
+    }
+
+    /// The rarely set state, allocated on first use.
+    pub(super) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Stops reading (the seed's `pause()`): `recv` hands out no message and reads nothing
@@ -168,20 +181,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Reads again after [`pause`](WebSocket::pause).
     pub fn resume(&mut self) {
-        if let Some(pause) = &self.pause {
+        if let Some(pause) = self.rare.as_ref().and_then(|r| r.pause.as_ref()) {
             pause.resume();
         }
     }
 
     /// Whether reading is paused.
     pub fn is_paused(&self) -> bool {
-        self.pause.as_ref().is_some_and(PauseHandle::is_paused)
+        self.rare
+            .as_ref()
+            .and_then(|r| r.pause.as_ref())
+            .is_some_and(PauseHandle::is_paused)
     }
 
     /// A handle to pause and resume reading from another task (say, a consumer that can't
     /// keep up, while this connection's `recv` waits in its own task).
     pub fn pause_handle(&mut self) -> PauseHandle {
-        self.pause.get_or_insert_with(PauseHandle::default).clone()
+        self.rare()
+            .pause
+            .get_or_insert_with(PauseHandle::default)
+            .clone()
     }
 
     pub(crate) fn set_outbox(&mut self, outbox: Arc<Outbox>) {
@@ -189,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     pub(crate) fn set_url(&mut self, url: Box<str>) {
-        self.url = Some(url);
+        self.rare().url = Some(url);
     }
 
     /// The URL a client connected to, after any redirects, without user info (the seed's
@@ -197,18 +216,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// server side and for a connection made with [`from_raw`](Self::from_raw) or
     /// [`from_parts`](Self::from_parts).
     pub fn url(&self) -> Option<&str> {
-        self.url.as_deref()
+        self.rare.as_ref().and_then(|r| r.url.as_deref())
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.rare.as_ref().and_then(|r| r.protocol.as_deref())
     }
 
     /// The extensions agreed in the handshake, as a `Sec-WebSocket-Extensions` value (empty
     /// when none were).
     pub fn extensions(&self) -> &str {
-        &self.extensions
+        self.rare.as_ref().map_or("", |r| &r.extensions)
     }
 
     /// Where the close handshake stands.
@@ -218,7 +237,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The peer's close frame, once it has arrived (`None` too if it carried no code).
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_deref()
+        self.rare.as_ref().and_then(|r| r.peer_close.as_ref())
     }
 
     /// Bytes queued but not yet written (the seed's `bufferedAmount`).
@@ -289,7 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                     Poll::Ready(Some(Err(error))) if n == 0 => return Poll::Ready(Err(error)),
                     Poll::Ready(Some(Err(error))) => {
-                        self.deferred_error = Some(error);
+                        self.rare().deferred_error = Some(error);
                         break;
                     }
                     Poll::Ready(None) => break,
@@ -504,8 +523,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         split::split(self)
     }
 
-    pub(super) fn queue(&mut self, message: &Message) -> Result<()> {
+    pub(crate) fn queue(&mut self, message: &Message) -> Result<()> {
         self.conn.send(message).map_err(Error::from)
+    }
+
+    pub(crate) fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
+        self.conn.send_prepared(message).map_err(Error::from)
+    }
+
+    /// Queues a close frame, unless one was sent; the receive loop carries the handshake on.
+    pub(crate) fn start_close(&mut self, frame: Option<&CloseFrame>) -> Result<()> {
+        if !self.conn.close_sent() {
+            self.conn.send_close(frame)?;
+        }
+        Ok(())
+    }
+
+    /// Whether more is buffered than [`Config::max_write_buffer`] allows queuing on top of
+    /// (`has_output`: with a mark of 0, an empty buffer is under it too, not a busy loop).
+    pub(crate) fn is_over_write_mark(&self) -> bool {
+        self.conn.has_output() && self.conn.buffered_amount() >= self.conn.config().max_write_buffer
+    }
+
+    /// Whether the server asked to drop this connection without a close frame (a client
+    /// driven by an event loop, which has no task of its own to abort).
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.outbox.as_ref().is_some_and(|o| o.is_terminated())
     }
 }
 

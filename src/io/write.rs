@@ -37,16 +37,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Ok(written)) => {
                     self.conn.consume_output(written);
                     self.publish_staged();
-                    if !self.write_waiters.is_empty() {
-                        for waker in self.write_waiters.drain(..) {
+                    if let Some(rare) = self.rare.as_mut() {
+                        for waker in rare.write_waiters.drain(..) {
                             waker.wake();
                         }
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {
-                    if !self.write_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                        self.write_waiters.push(cx.waker().clone());
+                    let waiters = &mut self.rare().write_waiters;
+                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        waiters.push(cx.waker().clone());
                     }
                     return Poll::Pending;
                 }
@@ -74,14 +75,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Ready once a message may be queued: the connection is open for sending and the write
     /// buffer is under its mark (writing until it is).
-    pub(super) fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    pub(crate) fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.conn.close_sent() {
             return Poll::Ready(Err(Error::closed()));
         }
-        // `has_output`: with a mark of 0, an empty buffer is under it too (not a busy loop).
-        while self.conn.has_output()
-            && self.conn.buffered_amount() >= self.conn.config().max_write_buffer
-        {
+        self.poll_write_under_mark(cx)
+    }
+
+    /// Writes until the write buffer is under its mark (with the clock running, as
+    /// `poll_write_timed`).
+    pub(crate) fn poll_write_under_mark(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        while self.is_over_write_mark() {
             ready!(self.poll_write_timed(cx))?;
         }
         Poll::Ready(Ok(()))

@@ -19,6 +19,7 @@
 //! ```
 
 pub(crate) mod accept;
+pub mod events;
 #[cfg(feature = "http2")]
 mod http2;
 mod registry;
@@ -423,6 +424,7 @@ impl ServerBuilder {
                 options: self,
                 shutdown: tokio::sync::Notify::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                loops_register: std::sync::atomic::AtomicBool::new(false),
             }
         });
         Server { listener, shared }
@@ -456,6 +458,9 @@ struct Shared {
     registry: Registry,
     shutdown: tokio::sync::Notify,
     stopping: std::sync::atomic::AtomicBool,
+    /// Clients are registered by the event loops that drive them (`serve_events`), not by
+    /// the tasks that open them.
+    loops_register: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Shared {
@@ -506,8 +511,13 @@ impl Shared {
         mut info: ClientInfo,
         registration: &mut registry::Unregister<'a>,
     ) -> Option<(WebSocket<ServerStream>, ClientInfo)> {
-        if self.options.track_clients {
-            let (id, outbox) = self.registry.register(info.remote_addr());
+        let in_loop = self
+            .loops_register
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.options.track_clients && !in_loop {
+            let (id, outbox) = self
+                .registry
+                .register(info.remote_addr(), tokio::task::try_id());
             registration.id = Some(id);
             info.id = Some(id);
             ws.set_outbox(outbox);
@@ -681,7 +691,16 @@ impl Server {
     {
         // A server made by `from_listener` meets its options here first.
         self.shared.options.validate()?;
-        let handler = Arc::new(handler);
+        self.accept_loop(Arc::new(handler)).await
+    }
+
+    /// Accepts connections until shutdown, each in a task of its own: TLS, the handshake,
+    /// then `handler`.
+    async fn accept_loop<F, Fut>(self, handler: Arc<F>) -> Result<()>
+    where
+        F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         loop {
             // Registered before the flag is read: a shutdown between the two still wakes it
             // (`notify_waiters` keeps no permit for futures not yet registered).

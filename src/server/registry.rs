@@ -87,7 +87,13 @@ impl Registry {
         }
     }
 
-    pub(super) fn register(&self, remote: Option<SocketAddr>) -> (ClientId, Arc<Outbox>) {
+    /// Registers a client whose connection is driven by `task` (its own, aborted by
+    /// `terminate`), or by an event loop (`None`: `terminate` asks through its outbox).
+    pub(super) fn register(
+        &self,
+        remote: Option<SocketAddr>,
+        task: Option<TaskId>,
+    ) -> (ClientId, Arc<Outbox>) {
         let id = ClientId(self.next.fetch_add(1, Ordering::Relaxed));
         let outbox = Arc::new(Outbox::new(self.limit, self.policy));
         lock(&self.clients).insert(
@@ -95,7 +101,7 @@ impl Registry {
             Client {
                 outbox: outbox.clone(),
                 remote,
-                task: tokio::task::try_id(),
+                task,
                 topics: Vec::new(),
             },
         );
@@ -103,7 +109,7 @@ impl Registry {
         (id, outbox)
     }
 
-    fn unregister(&self, id: ClientId) {
+    pub(super) fn unregister(&self, id: ClientId) {
         let Some(client) = lock(&self.clients).remove(&id) else {
             return;
         };
@@ -236,10 +242,21 @@ impl Registry {
         lock(&self.clients).get(&id).and_then(|c| c.remote)
     }
 
-    /// Aborts the client's task, which drops its connection without a close frame.
+    /// Aborts the client's task, which drops its connection without a close frame; a client
+    /// of an event loop is dropped by its loop, asked through the outbox.
     pub(super) fn terminate(&self, id: ClientId) -> bool {
-        let Some(task) = lock(&self.clients).get(&id).and_then(|c| c.task) else {
-            return false;
+        let task = {
+            let clients = lock(&self.clients);
+            let Some(client) = clients.get(&id) else {
+                return false;
+            };
+            match client.task {
+                Some(task) => task,
+                None => {
+                    client.outbox.terminate();
+                    return true;
+                }
+            }
         };
         match lock(&self.tasks).remove(&task) {
             Some(handle) => {

@@ -27,6 +27,9 @@ pub(super) struct HeartbeatState {
     waiting: Option<(u64, Instant)>,
     sequence: u64,
     rtt: Option<Duration>,
+    /// The last time the caller told ([`handle_timeout`](Connection::handle_timeout)): a
+    /// pong's arrival time, for the round trip.
+    now: Option<Instant>,
 }
 
 impl HeartbeatState {
@@ -37,6 +40,7 @@ impl HeartbeatState {
             waiting: None,
             sequence: 0,
             rtt: None,
+            now: None,
         }
     }
 
@@ -69,7 +73,9 @@ impl Connection {
     /// [`is_timed_out`](Connection::is_timed_out) says to close the transport at once).
     /// Returns whether anything was done (a ping queued, the connection timed out).
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        self.now = Some(now);
+        if let Some(heartbeat) = self.heartbeat.as_mut() {
+            heartbeat.now = Some(now);
+        }
         if self.timed_out {
             return false;
         }
@@ -131,10 +137,10 @@ impl Connection {
     /// A pong arrived: if it answers the heartbeat's ping, the peer is alive, and the next
     /// ping is due an interval after that one went out.
     pub(super) fn on_pong(&mut self, payload: &[u8]) {
-        let now = self.now;
         let Some(heartbeat) = self.heartbeat.as_mut() else {
             return;
         };
+        let now = heartbeat.now;
         let Some((sequence, sent)) = heartbeat.waiting else {
             return;
         };

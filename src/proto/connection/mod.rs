@@ -97,7 +97,8 @@ pub struct Connection {
     staging: BytesMut,
     queue: VecDeque<Bytes>,
     queued_len: usize,
-    pending_pong: Option<Bytes>,
+    /// Boxed: owed only to a peer that pings without reading.
+    pending_pong: Option<Box<Bytes>>,
     /// The fragmented message being sent, if any: its kind, and whether it is compressed (its
     /// first frame had RSV1).
     sending: Option<(DataKind, bool)>,
@@ -113,8 +114,6 @@ pub struct Connection {
     deflate: Option<Box<DeflateState>>,
     /// Boxed for the same reason.
     heartbeat: Option<Box<HeartbeatState>>,
-    /// The last time the caller told ([`handle_timeout`](Connection::handle_timeout)).
-    now: Option<std::time::Instant>,
     /// When the close handshake times out; armed once it starts.
     close_deadline: Option<std::time::Instant>,
     /// Payload length of the last frame received whole.
@@ -168,7 +167,6 @@ impl Connection {
             mask_generator,
             deflate: None,
             heartbeat,
-            now: None,
             close_deadline: None,
             last_frame_len: 0,
         }

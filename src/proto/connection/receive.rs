@@ -273,7 +273,7 @@ impl Connection {
                     } else {
                         // The peer isn't reading: owe it only the latest pong, which RFC 6455
                         // §5.5.3 allows, so answers can't pile up.
-                        self.pending_pong = Some(payload.clone());
+                        self.pending_pong = Some(Box::new(payload.clone()));
                     }
                 }
                 Ok(Some(Message::Ping(payload)))
