@@ -251,6 +251,40 @@ async fn sends_are_refused_over_the_mark_and_resume_on_drain() {
     ws.close(Some(CloseFrame::new(1000u16, ""))).await.unwrap();
 }
 
+/// A client that stopped reading, with the loop waiting for its socket: a broadcast (which
+/// takes the outbox's waker) and then `terminate_client` still reach it.
+#[tokio::test]
+async fn a_stalled_client_can_still_be_terminated() {
+    let mut running = start(Server::builder()).await;
+    let (mut ws, _) = connect(&running.url).await.unwrap();
+    let Seen::Open(id, _) = next_seen(&mut running.seen).await else {
+        panic!("open")
+    };
+    ws.send(Message::text("flood 1024")).await.unwrap();
+    // On this one-thread runtime each yield lets the loop run what was woken.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // Queued, or (over the backlog limit) a close frame queued instead: either takes the waker.
+    let report = running.handle.broadcast("while stalled");
+    assert_eq!(report.queued + report.closed, 1);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(running.handle.terminate_client(id));
+    // Drained as the socket buffers filled, maybe several times; then the end.
+    loop {
+        match next_seen(&mut running.seen).await {
+            Seen::Drained(_) => continue,
+            seen => {
+                assert_eq!(seen, Seen::Closed(id, Err(ErrorKind::AbnormalClosure)));
+                break;
+            }
+        }
+    }
+    drop(ws);
+}
+
 /// A callback that panics ends its own connection (without a close frame), not the loop.
 #[tokio::test]
 async fn a_panicking_callback_ends_only_its_connection() {

@@ -204,6 +204,21 @@ fn wake(inner: &mut OutboxInner) {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Leaves this task's waker with the outbox without draining it: a driver that isn't
+    /// reading now (its peer owes it reading) still hears of what is queued or asked.
+    pub(crate) fn watch_outbox(&self, cx: &Context<'_>) {
+        if let Some(outbox) = &self.outbox {
+            let mut inner = outbox.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if !inner
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                inner.waker = Some(cx.waker().clone());
+            }
+        }
+    }
+
     /// Moves what other tasks queued onto the connection's output, at most about
     /// [`DRAIN_BUDGET`] bytes of it a turn, and leaves this task's waker for the next message.
     // Kept out of the body of poll_recv, which every message goes through.

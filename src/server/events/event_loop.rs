@@ -52,10 +52,13 @@ impl<T> Entry<T> {
             id: self.id,
             refused: &mut self.refused,
             terminate: &mut self.terminate,
+            sent: false,
         };
         let call = || callback(state, &mut client);
         if std::panic::catch_unwind(AssertUnwindSafe(call)).is_err() {
-            self.state = None;
+            // Its drop may panic too: not on the loop.
+            let state = self.state.take();
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(state)));
             self.terminate = true;
         }
     }
@@ -120,6 +123,7 @@ impl<H: EventHandler> EventLoop<H> {
                 id,
                 refused: &mut refused,
                 terminate: &mut terminate,
+                sent: false,
             };
             let handler = &self.handler;
             match std::panic::catch_unwind(AssertUnwindSafe(|| handler.on_open(&mut client, info)))
@@ -158,13 +162,18 @@ impl<H: EventHandler> EventLoop<H> {
             if entry.terminate || entry.ws.is_terminated() {
                 break Some(Err(Error::new(ErrorKind::AbnormalClosure)));
             }
-            // No message for the handler while the peer owes us reading what we wrote: each
-            // callback starts under the mark, so its first send is always taken, and what the
-            // peer sends meanwhile waits in its socket.
+            // No message for the handler while the peer owes us reading what we wrote: what
+            // it sends meanwhile waits in its socket, and the replies a callback may always
+            // queue (its first message) stay one per message received.
             match entry.ws.poll_write_under_mark(&mut cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => break Some(Err(error)),
-                Poll::Pending => break None,
+                Poll::Pending => {
+                    // Not reading now, so the outbox isn't drained; it must still be able to
+                    // wake this slot (a `terminate_client` for a client that stopped reading).
+                    entry.ws.watch_outbox(&cx);
+                    break None;
+                }
             }
             match entry.ws.poll_recv(&mut cx) {
                 Poll::Ready(Some(Ok(message))) => {

@@ -98,6 +98,8 @@ pub struct Client<'a> {
     /// A send was refused: `on_drain` is owed.
     refused: &'a mut bool,
     terminate: &'a mut bool,
+    /// This callback queued a message already: the next ones are subject to the mark.
+    sent: bool,
 }
 
 impl Client<'_> {
@@ -109,13 +111,13 @@ impl Client<'_> {
     }
 
     /// Queues a message; it is written once the loop is done with this connection's input
-    /// (or sooner, when much is owed).
+    /// (or sooner, when much is owed). The first message a callback sends is always queued.
     ///
     /// # Errors
-    /// [`ErrorKind::WriteBufferFull`](crate::ErrorKind::WriteBufferFull) while more than
-    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer) is buffered (the message
-    /// is not queued; [`EventHandler::on_drain`] follows), and as
-    /// [`WebSocket::send`](crate::WebSocket::send).
+    /// [`ErrorKind::WriteBufferFull`](crate::ErrorKind::WriteBufferFull) for a later one while
+    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer) bytes or more are
+    /// buffered and the socket takes no more (the message is not queued;
+    /// [`EventHandler::on_drain`] follows), and as [`WebSocket::send`](crate::WebSocket::send).
     pub fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.ready()?;
         self.ws.queue(&message.into())
@@ -131,6 +133,12 @@ impl Client<'_> {
     }
 
     fn ready(&mut self) -> Result<()> {
+        // The first message of each callback is always taken (the loop hands out messages
+        // only under the mark, so this is at most one reply per message received): a reply
+        // can't be refused for what a broadcast staged meanwhile.
+        if !std::mem::replace(&mut self.sent, true) {
+            return Ok(());
+        }
         match self
             .ws
             .poll_ready_send(&mut Context::from_waker(self.waker))
@@ -194,9 +202,15 @@ struct Loops {
 }
 
 impl Loops {
+    /// The next loop in turn that is still running (one whose task panicked is skipped).
     fn pick(&self) -> mpsc::Sender<(WebSocket<ServerStream>, ClientInfo)> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.senders[n % self.senders.len()].clone()
+        let count = self.senders.len();
+        (0..count)
+            .map(|i| &self.senders[(n + i) % count])
+            .find(|sender| !sender.is_closed())
+            .unwrap_or(&self.senders[n % count])
+            .clone()
     }
 }
 
