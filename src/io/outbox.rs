@@ -195,6 +195,13 @@ impl Outbox {
     }
 }
 
+/// The waker the next push wakes (kept if it is the same task's).
+fn leave_waker(inner: &mut OutboxInner, waker: &Waker) {
+    if !inner.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        inner.waker = Some(waker.clone());
+    }
+}
+
 /// One wake per batch: the task takes the waker, drains everything queued meanwhile, and
 /// writes it at once.
 fn wake(inner: &mut OutboxInner) {
@@ -209,13 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub(crate) fn watch_outbox(&self, cx: &Context<'_>) {
         if let Some(outbox) = &self.outbox {
             let mut inner = outbox.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if !inner
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                inner.waker = Some(cx.waker().clone());
-            }
+            leave_waker(&mut inner, cx.waker());
         }
     }
 
@@ -228,13 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return;
         };
         let mut inner = outbox.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            inner.waker = Some(cx.waker().clone());
-        }
+        leave_waker(&mut inner, cx.waker());
         // A whole message can't go between the frames of one being sent: it waits for the
         // last frame (the next `recv` drains it).
         if inner.queue.is_empty() || self.conn.is_sending_fragments() {
