@@ -6,7 +6,9 @@
 //! 2. memory per connection: server RSS growth over 200 connections that each exchanged one
 //!    compressed 16 KiB message and then stayed idle for 2.5 s, for our server (default: idle
 //!    compressors compacted after 1 s; without compaction; without context takeover with idle
-//!    state released) and for a ws server.
+//!    state released; without context takeover, state kept) and for a ws server;
+//! 3. without context takeover, compressing with a compressor per connection against the
+//!    thread's shared one.
 //!
 //! `cargo bench --bench deflate [-- --throughput-only]` (needs `node` and `npm ci` in
 //! tests/interop/node). Figures are for comparison within one run on one machine, not absolute
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use enim_labore_occaecati::deflate::DeflateConfig;
-use enim_labore_occaecati::internals::{Compressor, Decompressor, TAIL};
+use enim_labore_occaecati::internals::{compress_alone, Compressor, Decompressor, TAIL};
 use enim_labore_occaecati::server::Server;
 use enim_labore_occaecati::{ClientBuilder, Message};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -88,6 +90,30 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Runs our echo server in this process (re-executed as a child by the benchmark): `default`,
 /// `full` (no idle compaction) or `nct` (no context takeover, idle state released).
+/// Without context takeover, the same messages sent by `CONNECTIONS` connections in turn:
+/// seconds to compress them with a compressor per connection (reset after each message, as
+/// each connection held one before the shared compressor), and with the thread's shared one.
+fn no_takeover_throughput(messages: &[Vec<u8>]) -> (f64, f64) {
+    let config = DeflateConfig::default();
+    let mut own: Vec<Compressor> = (0..CONNECTIONS)
+        .map(|_| Compressor::new(15, &config))
+        .collect();
+    let start = Instant::now();
+    for (i, m) in messages.iter().enumerate() {
+        let compressor = &mut own[i % CONNECTIONS];
+        let mut out = BytesMut::new();
+        compressor.compress(m, &mut out).unwrap();
+        compressor.reset();
+    }
+    let per_connection = start.elapsed().as_secs_f64();
+    drop(own);
+    let start = Instant::now();
+    for m in messages {
+        assert!(compress_alone(m, 15, &config).is_some());
+    }
+    (per_connection, start.elapsed().as_secs_f64())
+}
+
 fn serve(mode: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -98,10 +124,10 @@ fn serve(mode: &str) {
         if mode == "full" {
             deflate.compact_idle_after = None;
         }
-        if mode == "nct" {
+        if mode == "nct" || mode == "nct-keep" {
             deflate.server_no_context_takeover = true;
             deflate.client_no_context_takeover = true;
-            deflate.release_idle_state = true;
+            deflate.release_idle_state = mode == "nct";
         }
         let server = Server::builder()
             .deflate(deflate)
@@ -258,6 +284,29 @@ fn main() {
             c.ours.2 / c.node.2
         );
     }
+    println!();
+    let mut own = Vec::new();
+    let mut shared = Vec::new();
+    for _ in 0..ROUNDS {
+        let (o, s) = no_takeover_throughput(&messages);
+        own.push(o);
+        shared.push(s);
+    }
+    own.sort_by(f64::total_cmp);
+    shared.sort_by(f64::total_cmp);
+    let (own, shared) = (own[ROUNDS / 2], shared[ROUNDS / 2]);
+    println!("no context takeover, the same messages sent by {CONNECTIONS} connections in turn, level 6, median of {ROUNDS} rounds");
+    println!("| compressor | compress MB/s of input | compressor state held per connection |");
+    println!("|---|---:|---|");
+    println!(
+        "| one per connection, reset after each message (before) | {:.0} | one zlib state (about 320 KiB at window 15) |",
+        mb / own
+    );
+    println!(
+        "| the thread's shared compressor (now) | {:.0} ({:.2}x) | none |",
+        mb / shared,
+        own / shared
+    );
     if args.iter().any(|a| a == "--throughput-only") {
         return;
     }
@@ -275,7 +324,7 @@ fn main() {
             .spawn()
             .unwrap()
     };
-    let (ours, ours_full, ours_nct, node_mem) = runtime.block_on(async {
+    let (ours, ours_full, ours_nct, ours_nct_keep, node_mem) = runtime.block_on(async {
         let ours = memory_per_connection(spawn(
             tokio::process::Command::new(&exe)
                 .arg("--serve-elo")
@@ -294,13 +343,19 @@ fn main() {
                 .arg("nct"),
         ))
         .await;
+        let ours_nct_keep = memory_per_connection(spawn(
+            tokio::process::Command::new(&exe)
+                .arg("--serve-elo")
+                .arg("nct-keep"),
+        ))
+        .await;
         let node_mem = memory_per_connection(spawn(
             tokio::process::Command::new("node")
                 .arg(format!("{root}/tests/interop/node/server.js"))
                 .args(["--deflate-options", r#"{"threshold":1024}"#]),
         ))
         .await;
-        (ours, ours_full, ours_nct, node_mem)
+        (ours, ours_full, ours_nct, ours_nct_keep, node_mem)
     });
     println!();
     println!("server memory per idle connection after one compressed 16 KiB message each way, {CONNECTIONS} connections, 2.5 s idle (RSS growth)");
@@ -317,6 +372,10 @@ fn main() {
     println!(
         "| ours, no context takeover, idle state released | {ours_nct:.0} | {:.2} |",
         ours_nct / node_mem
+    );
+    println!(
+        "| ours, no context takeover, idle state kept (the shared compressor; the inflater kept) | {ours_nct_keep:.0} | {:.2} |",
+        ours_nct_keep / node_mem
     );
     println!("| ws (Node), context takeover | {node_mem:.0} | 1.00 |");
 }

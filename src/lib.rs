@@ -104,6 +104,7 @@ mod transport;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::deflate::codec::{Compressor, Decompressor, TAIL};
+    pub use crate::deflate::shared::compress_alone;
     pub use crate::proto::mask::{apply_mask, apply_mask_naive};
 }
 

@@ -217,8 +217,11 @@ pub async fn drive(
     k: usize,
     payload_len: usize,
     counter: Arc<AtomicU64>,
+    latencies: Arc<elo_bench::latency::Latencies>,
 ) -> io::Result<()> {
     let mut parser = ReplyParser::new(payload_len);
+    // When each message in flight was written whole, oldest first: replies come in order.
+    let mut sent = std::collections::VecDeque::with_capacity(k);
     let mut rbuf = vec![0u8; if payload_len >= 64 * 1024 { 256 } else { 64 } * 1024];
     let mut pending = k; // frames not yet fully written
     let mut offset = 0; // bytes of the first pending frame already written
@@ -238,6 +241,12 @@ pub async fn drive(
                 if done > 0 {
                     counter.fetch_add(done, Ordering::Relaxed);
                     pending += done as usize;
+                    let now = std::time::Instant::now();
+                    for _ in 0..done {
+                        if let Some(at) = sent.pop_front() {
+                            latencies.record(now - at);
+                        }
+                    }
                 }
             }
         }
@@ -246,8 +255,13 @@ pub async fn drive(
         if pending > 0 {
             if let Some(n) = write_some(&stream, &frames[offset..pending * frame_len])? {
                 offset += n;
-                pending -= offset / frame_len;
+                let written = offset / frame_len;
+                pending -= written;
                 offset %= frame_len;
+                if written > 0 {
+                    let now = std::time::Instant::now();
+                    sent.extend(std::iter::repeat_n(now, written));
+                }
             }
         }
     }

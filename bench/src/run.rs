@@ -12,6 +12,7 @@ use crate::servers::Impl;
 use crate::sys::{self, ServerProc};
 use crate::Opts;
 use elo_bench::frames;
+use elo_bench::latency::{quantile, Latencies};
 use elo_bench::stats::{median, min_max, sign_test_p};
 
 /// Payloads at or above this size use at most `BIG_MAX_CONNS` connections.
@@ -42,6 +43,9 @@ struct Sample {
     client_util: f64,
     /// CPU used by other processes on the machine meanwhile, in percent of one core.
     other_util: f64,
+    /// Reply latency percentiles, µs (NaN over TLS).
+    p50_us: f64,
+    p99_us: f64,
     error: Option<String>,
 }
 
@@ -230,6 +234,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
 pub(crate) struct Load {
     pub tasks: JoinSet<std::io::Result<()>>,
     pub replies: Arc<AtomicU64>,
+    /// Reply latencies of the plain connections (not measured over TLS).
+    pub latencies: Arc<Latencies>,
 }
 
 impl Load {
@@ -264,19 +270,30 @@ impl Load {
             }
         }
         let replies = Arc::new(AtomicU64::new(0));
+        let latencies = Arc::new(Latencies::new());
         let mut tasks = JoinSet::new();
         for stream in streams {
             let (frames, counter) = (frames.clone(), replies.clone());
             match stream {
                 Conn::Plain(stream) => tasks.spawn(client::drive(
-                    stream, frames, frame_len, sc.k, sc.payload, counter,
+                    stream,
+                    frames,
+                    frame_len,
+                    sc.k,
+                    sc.payload,
+                    counter,
+                    latencies.clone(),
                 )),
                 Conn::Tls(stream) => tasks.spawn(client::drive_stream(
                     *stream, frames, frame_len, sc.k, sc.payload, counter,
                 )),
             };
         }
-        Ok(Load { tasks, replies })
+        Ok(Load {
+            tasks,
+            replies,
+            latencies,
+        })
     }
 
     pub(crate) fn replies(&self) -> u64 {
@@ -317,6 +334,7 @@ async fn measure(
     };
     let me = std::process::id();
     tokio::time::sleep(warmup).await;
+    let l0 = load.latencies.snapshot();
     let (m0, s0, c0, b0, t0) = (
         load.replies(),
         server.cpu_us().unwrap_or(0),
@@ -332,6 +350,7 @@ async fn measure(
         sys::machine_busy_us().unwrap_or(0),
         Instant::now(),
     );
+    let l1 = load.latencies.snapshot();
     // Connections that failed before the end.
     let error = load.stop().await;
 
@@ -348,6 +367,8 @@ async fn measure(
             .saturating_sub(s1.saturating_sub(s0) + c1.saturating_sub(c0))
             as f64
             / (wall * 1e4),
+        p50_us: quantile(&l0, &l1, 0.5),
+        p99_us: quantile(&l0, &l1, 0.99),
         error,
     }
 }
@@ -544,6 +565,31 @@ fn print_report(
             "\nWarning: other processes used up to {worst_other:.0}% of a core during the run; \
              rows with a high other % are less reliable."
         );
+    }
+    if !opts.tls {
+        println!("\n### Latency\n");
+        println!(
+            "Per message, from its frame written whole by the load generator to its reply \
+             parsed, µs: p50 and p99 over every message of the measurement, median over the \
+             rounds (log buckets: within 1/8).\n"
+        );
+        let mut header = "| payload | conns | K |".to_owned();
+        let mut rule = "|---:|---:|---:|".to_owned();
+        for n in &names {
+            header += &format!(" {n} p50 | {n} p99 |");
+            rule += "---:|---:|";
+        }
+        println!("{header}\n{rule}");
+        for sc in scenarios {
+            let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
+            for i in 0..names.len() {
+                let samples = results.get(&(*sc, i)).map(Vec::as_slice).unwrap_or(&[]);
+                let p50 = median(samples.iter().map(|s| s.p50_us).collect());
+                let p99 = median(samples.iter().map(|s| s.p99_us).collect());
+                row += &format!(" {} | {} |", micros(p50), micros(p99));
+            }
+            println!("{row}");
+        }
     }
     if let Some(e) = elo.filter(|_| opts.rounds > 1) {
         print_paired_rounds(scenarios, results, &names, e, &others);

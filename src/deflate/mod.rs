@@ -8,13 +8,16 @@
 //!
 //! # Memory
 //! Compression state is created on first use, only on connections that negotiated the
-//! extension. With [`DeflateConfig::release_idle_state`], a direction without context takeover
-//! drops its state after each message, so idle connections hold none; with context takeover,
+//! extension. Without context takeover on our side, whole messages are compressed with the
+//! thread's shared compressor (`shared`), so such a connection holds no compressor at all (a
+//! message sent in compressed fragments still uses one of its own, released after it with
+//! [`DeflateConfig::release_idle_state`]); with context takeover,
 //! [`DeflateConfig::compact_idle_after`] shrinks an idle compressor to its window of history.
 
 pub(crate) mod codec;
 pub(crate) mod extensions;
 pub(crate) mod negotiation;
+pub(crate) mod shared;
 
 pub use negotiation::Negotiated;
 
@@ -71,8 +74,10 @@ pub struct DeflateConfig {
     /// seed library.
     pub threshold: usize,
     /// Drop compression state after each message in a direction without context takeover
-    /// (instead of resetting it), so idle connections hold no compression memory, at the cost
-    /// of an allocation per compressed message. Default: off.
+    /// (instead of resetting it): the inflater's, and the compressor of a message sent in
+    /// compressed fragments, so idle connections hold no compression memory, at the cost of an
+    /// allocation per message. Whole messages we send without context takeover use the
+    /// thread's shared compressor either way. Default: off.
     pub release_idle_state: bool,
     /// With context takeover, a compressor unused for this long (checked when the connection
     /// is waiting for input) frees its zlib state (about 320 KiB at window 15, memory level 8)

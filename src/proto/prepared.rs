@@ -9,7 +9,6 @@
 //! payload itself, as for [`Connection::send`](super::Connection::send); so does a client,
 //! which masks every frame with a key of its own.
 
-use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -17,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use super::connection::DataKind;
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use super::message::{Message, Utf8Bytes};
-use crate::deflate::codec::Compressor;
+use crate::deflate::shared::compress_alone;
 use crate::deflate::DeflateConfig;
 
 /// A text or binary message framed once, to be queued to many connections.
@@ -226,37 +225,4 @@ fn frame(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Bytes {
     header.encode(&mut out);
     out.extend_from_slice(payload);
     out.freeze()
-}
-
-/// Compressors kept per thread for prepared messages, one per tuning met (a server has one):
-/// a compressor's state is a few hundred KiB, too much to build for each message.
-const CACHED_COMPRESSORS: usize = 4;
-
-type CompressorKey = (u8, u8, u8, crate::deflate::Strategy);
-
-thread_local! {
-    static COMPRESSORS: RefCell<Vec<(CompressorKey, Compressor)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// `payload` compressed as a message of its own (no context before or after it).
-fn compress_alone(payload: &[u8], bits: u8, config: &DeflateConfig) -> Option<Bytes> {
-    let key = (bits, config.level, config.mem_level, config.strategy);
-    COMPRESSORS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let index = match cache.iter().position(|(k, _)| *k == key) {
-            Some(index) => index,
-            None => {
-                if cache.len() == CACHED_COMPRESSORS {
-                    cache.remove(0);
-                }
-                cache.push((key, Compressor::new(bits, config)));
-                cache.len() - 1
-            }
-        };
-        let compressor = &mut cache[index].1;
-        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
-        let result = compressor.compress_fragment(payload, &mut out, true);
-        compressor.reset();
-        result.ok().map(|()| out.freeze())
-    })
 }

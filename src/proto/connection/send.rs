@@ -185,6 +185,11 @@ impl Connection {
         let window = deflate.params.local_max_window_bits;
         let config = &deflate.config;
         let takeover = !deflate.params.local_no_context_takeover;
+        // A whole message without context takeover: the thread's compressor, none of our own.
+        if !takeover && last && self.sending.is_none() {
+            return crate::deflate::shared::compress_alone(payload, window, config)
+                .ok_or(SendError::CompressionFailed);
+        }
         let compressor = deflate.compressor.get_or_insert_with(|| {
             let compressor = Compressor::new(window, config);
             if takeover && config.compact_idle_after.is_some() {

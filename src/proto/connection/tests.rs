@@ -499,3 +499,41 @@ proptest! {
         prop_assert_eq!(received, expected);
     }
 }
+
+/// Without context takeover on our side, whole messages are compressed by the thread's shared
+/// compressor: the connection holds none of its own, and each message inflates alone. A
+/// message sent in compressed fragments still needs (and gets) one of its own.
+#[test]
+fn no_context_takeover_compresses_whole_messages_with_the_shared_compressor() {
+    use crate::deflate::codec::{Decompressor, TAIL};
+    use crate::deflate::{DeflateConfig, Negotiated};
+    let params = Negotiated {
+        local_no_context_takeover: true,
+        remote_no_context_takeover: true,
+        local_max_window_bits: 15,
+        remote_max_window_bits: 15,
+    };
+    let mut conn = server().with_deflate(params, DeflateConfig::default());
+    let text = "a compressible message, ".repeat(100);
+    for _ in 0..2 {
+        conn.send(&Message::text(text.clone())).unwrap();
+        let out = conn.take_output();
+        assert_eq!(out[0], 0x80 | 0x40 | 0x01, "FIN, RSV1, text");
+        let header = if out[1] == 126 { 4 } else { 2 };
+        // Each one inflates with a fresh decompressor: no context before it.
+        let mut plain = bytes::BytesMut::new();
+        let mut inflater = Decompressor::new(15);
+        inflater
+            .inflate(&out[header..], &mut plain, 1 << 20)
+            .unwrap();
+        inflater.inflate(&TAIL, &mut plain, 1 << 20).unwrap();
+        assert_eq!(&plain[..], text.as_bytes());
+        assert!(conn.deflate.as_ref().unwrap().compressor.is_none());
+    }
+    let part = bytes::Bytes::from(text.clone());
+    conn.send_data_with_compression(DataKind::Text, &part, false, true)
+        .unwrap();
+    assert!(conn.deflate.as_ref().unwrap().compressor.is_some());
+    conn.send_data_with_compression(DataKind::Text, &part, true, true)
+        .unwrap();
+}
