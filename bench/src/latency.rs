@@ -8,7 +8,8 @@ use std::time::Duration;
 
 /// Sub-buckets per power of two.
 const SUB: u64 = 8;
-const BUCKETS: usize = 8 * 64;
+/// Up to about 2^40 µs (12 days): the last bucket takes anything longer.
+const BUCKETS: usize = 8 * 40;
 
 /// The counts, shared by every connection of a load.
 pub struct Latencies {

@@ -328,6 +328,8 @@ async fn measure(
         Err(e) => {
             return Sample {
                 error: Some(e),
+                p50_us: f64::NAN,
+                p99_us: f64::NAN,
                 ..Sample::default()
             }
         }

@@ -501,39 +501,53 @@ proptest! {
 }
 
 /// Without context takeover on our side, whole messages are compressed by the thread's shared
-/// compressor: the connection holds none of its own, and each message inflates alone. A
-/// message sent in compressed fragments still needs (and gets) one of its own.
+/// compressor: the connection holds none of its own, and each message inflates alone, for both
+/// roles and at the smallest window too. A message sent in compressed fragments still gets one
+/// of its own.
 #[test]
 fn no_context_takeover_compresses_whole_messages_with_the_shared_compressor() {
     use crate::deflate::codec::{Decompressor, TAIL};
     use crate::deflate::{DeflateConfig, Negotiated};
-    let params = Negotiated {
-        local_no_context_takeover: true,
-        remote_no_context_takeover: true,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
-    };
-    let mut conn = server().with_deflate(params, DeflateConfig::default());
     let text = "a compressible message, ".repeat(100);
-    for _ in 0..2 {
-        conn.send(&Message::text(text.clone())).unwrap();
-        let out = conn.take_output();
-        assert_eq!(out[0], 0x80 | 0x40 | 0x01, "FIN, RSV1, text");
-        let header = if out[1] == 126 { 4 } else { 2 };
-        // Each one inflates with a fresh decompressor: no context before it.
-        let mut plain = bytes::BytesMut::new();
-        let mut inflater = Decompressor::new(15);
-        inflater
-            .inflate(&out[header..], &mut plain, 1 << 20)
+    for (make, bits) in [
+        (server as fn() -> Connection, 15),
+        (server, 8),
+        (client, 15),
+    ] {
+        let params = Negotiated {
+            local_no_context_takeover: true,
+            remote_no_context_takeover: true,
+            local_max_window_bits: bits,
+            remote_max_window_bits: bits,
+        };
+        let mut conn = make().with_deflate(params, DeflateConfig::default());
+        for _ in 0..2 {
+            conn.send(&Message::text(text.clone())).unwrap();
+            let mut out = conn.take_output();
+            assert_eq!(out[0], 0x80 | 0x40 | 0x01, "FIN, RSV1, text");
+            let masked = out[1] & 0x80 != 0;
+            let mut start = if out[1] & 0x7f == 126 { 4 } else { 2 };
+            if masked {
+                let key = [out[start], out[start + 1], out[start + 2], out[start + 3]];
+                start += 4;
+                crate::proto::mask::apply_mask(&mut out[start..], key, 0);
+            }
+            // Each one inflates with a fresh inflater of the negotiated window: no context
+            // before it, no distance beyond the window.
+            let mut plain = bytes::BytesMut::new();
+            let mut inflater = Decompressor::new(bits);
+            inflater
+                .inflate(&out[start..], &mut plain, 1 << 20)
+                .unwrap();
+            inflater.inflate(&TAIL, &mut plain, 1 << 20).unwrap();
+            assert_eq!(&plain[..], text.as_bytes(), "window {bits}");
+            assert!(conn.deflate.as_ref().unwrap().compressor.is_none());
+        }
+        let part = bytes::Bytes::from(text.clone());
+        conn.send_data_with_compression(DataKind::Text, &part, false, true)
             .unwrap();
-        inflater.inflate(&TAIL, &mut plain, 1 << 20).unwrap();
-        assert_eq!(&plain[..], text.as_bytes());
-        assert!(conn.deflate.as_ref().unwrap().compressor.is_none());
+        assert!(conn.deflate.as_ref().unwrap().compressor.is_some());
+        conn.send_data_with_compression(DataKind::Text, &part, true, true)
+            .unwrap();
     }
-    let part = bytes::Bytes::from(text.clone());
-    conn.send_data_with_compression(DataKind::Text, &part, false, true)
-        .unwrap();
-    assert!(conn.deflate.as_ref().unwrap().compressor.is_some());
-    conn.send_data_with_compression(DataKind::Text, &part, true, true)
-        .unwrap();
 }
