@@ -28,6 +28,7 @@ pub fn run(
     crate::servers::serve_on_one_thread(cpu, async move {
         match imp {
             "elo" => elo(addr, opts).await,
+            "elo-events" => elo_events(addr, opts).await,
             "tungstenite" => tungstenite(addr).await,
             other => Err(format!("no relay server {other:?}").into()),
         }
@@ -77,6 +78,43 @@ async fn elo(addr: SocketAddr, opts: RelayOpts) -> Result<(), BoxError> {
             }
         })
         .await?;
+    Ok(())
+}
+
+/// Ours on event loops (`serve_events`): the same relay from callbacks, each message published
+/// as it arrives.
+async fn elo_events(addr: SocketAddr, opts: RelayOpts) -> Result<(), BoxError> {
+    use enim_labore_occaecati::server::events::{Client, EventHandler};
+    use enim_labore_occaecati::server::{ClientId, ClientInfo, Server, ServerHandle};
+    use enim_labore_occaecati::Message;
+
+    struct Relay(ServerHandle);
+    impl EventHandler for Relay {
+        type State = Option<(ClientId, String)>;
+        fn on_open(&self, _client: &mut Client<'_>, info: ClientInfo) -> Self::State {
+            let id = info.id()?;
+            let topic = info.request().uri().path().to_owned();
+            self.0.subscribe(id, &topic);
+            Some((id, topic))
+        }
+        fn on_message(&self, state: &mut Self::State, _client: &mut Client<'_>, m: Message) {
+            if let Some((id, topic)) = state {
+                let _ = self.0.publish_except(topic, *id, m);
+            }
+        }
+    }
+
+    let mut builder = Server::builder();
+    if opts.deflate {
+        builder = builder.deflate(enim_labore_occaecati::deflate::DeflateConfig::default());
+    }
+    if opts.broker.is_some() {
+        return Err("elo-events relays on one node only".into());
+    }
+    let server = builder.bind(addr).await?;
+    let handle = server.handle();
+    ready(server.local_addr()?);
+    server.serve_events(Relay(handle)).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 //! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
 //! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
 //!                        [--inflight ..] [--no-pin]
-//! elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
+//! elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
 //! elo-bench soak [--elo PATH] [--connections N] [--seconds S] [--heartbeat S]
 //! ```
 //!
@@ -39,11 +39,11 @@ const USAGE: &str = "usage:
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin] [--tls]
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
-  elo-bench server <elo|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
+  elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
   elo-bench fanout [--servers elo,ws,tungstenite] [--subs 100,1000,10000]
                   [--payloads 16,1024,16384] [--deflate off,on] [--inflight 32] [--duration SECS]
                   [--nodes 1,2,3 --broker redis,nats] [--no-pin]   (one publisher, N subscribers)
-  elo-bench fanout-server <elo|tungstenite> <addr> [--cpu N] [--broker URL] [--deflate]
+  elo-bench fanout-server <elo|elo-events|tungstenite> <addr> [--cpu N] [--broker URL] [--deflate]
   elo-bench soak [--elo PATH] [--connections 10000] [--seconds 180] [--heartbeat 5]
                   (the echo server under connections, traffic and faults; scripts/soak.sh)
 environment: ELO_BENCH_DURATION=SECS, ELO_BENCH_ROUNDS=N, ELO_BENCH_QUICK=1";
