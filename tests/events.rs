@@ -102,6 +102,17 @@ async fn start(builder: ServerBuilder) -> Running {
     Running { url, handle, seen }
 }
 
+impl Running {
+    /// A client connected, and its id as the handler's `on_open` saw it.
+    async fn open(&mut self) -> (WebSocket<ClientStream>, ClientId) {
+        let (ws, _) = connect(&self.url).await.unwrap();
+        match next_seen(&mut self.seen).await {
+            Seen::Open(id, _) => (ws, id),
+            other => panic!("expected an open, saw {other:?}"),
+        }
+    }
+}
+
 async fn next_seen(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
     timeout(LIMIT, seen.recv()).await.unwrap().unwrap()
 }
@@ -166,14 +177,8 @@ async fn many_clients_on_two_loops_each_get_their_own_echoes_in_order() {
 #[tokio::test]
 async fn the_registry_reaches_event_loop_clients_and_shutdown_closes_them() {
     let mut running = start(Server::builder()).await;
-    let (mut a, _) = connect(&running.url).await.unwrap();
-    let Seen::Open(a_id, _) = next_seen(&mut running.seen).await else {
-        panic!("open")
-    };
-    let (mut b, _) = connect(&running.url).await.unwrap();
-    let Seen::Open(b_id, _) = next_seen(&mut running.seen).await else {
-        panic!("open")
-    };
+    let (mut a, a_id) = running.open().await;
+    let (mut b, b_id) = running.open().await;
     assert_eq!(running.handle.client_count(), 2);
 
     assert_eq!(running.handle.send_to(a_id, "only a"), Delivery::Queued);
@@ -201,10 +206,7 @@ async fn the_registry_reaches_event_loop_clients_and_shutdown_closes_them() {
     );
 
     // Shutdown: 1001 for the one still connected.
-    let (mut c, _) = connect(&running.url).await.unwrap();
-    let Seen::Open(c_id, _) = next_seen(&mut running.seen).await else {
-        panic!("open")
-    };
+    let (mut c, c_id) = running.open().await;
     let handle = running.handle.clone();
     let shutdown = tokio::spawn(async move { handle.shutdown(LIMIT).await });
     assert_eq!(recv(&mut c).await, None);
@@ -223,10 +225,7 @@ async fn the_registry_reaches_event_loop_clients_and_shutdown_closes_them() {
 #[tokio::test]
 async fn sends_are_refused_over_the_mark_and_resume_on_drain() {
     let mut running = start(Server::builder()).await;
-    let (mut ws, _) = connect(&running.url).await.unwrap();
-    let Seen::Open(id, _) = next_seen(&mut running.seen).await else {
-        panic!("open")
-    };
+    let (mut ws, id) = running.open().await;
     // 64 MiB: far more than the socket buffers and the 128 KiB mark hold.
     const N: usize = 1024;
     ws.send(Message::text(format!("flood {N}"))).await.unwrap();
@@ -256,10 +255,7 @@ async fn sends_are_refused_over_the_mark_and_resume_on_drain() {
 #[tokio::test]
 async fn a_stalled_client_can_still_be_terminated() {
     let mut running = start(Server::builder()).await;
-    let (mut ws, _) = connect(&running.url).await.unwrap();
-    let Seen::Open(id, _) = next_seen(&mut running.seen).await else {
-        panic!("open")
-    };
+    let (mut ws, id) = running.open().await;
     ws.send(Message::text("flood 1024")).await.unwrap();
     // On this one-thread runtime each yield lets the loop run what was woken.
     for _ in 0..100 {
@@ -289,11 +285,8 @@ async fn a_stalled_client_can_still_be_terminated() {
 #[tokio::test]
 async fn a_panicking_callback_ends_only_its_connection() {
     let mut running = start(Server::builder()).await;
-    let (mut a, _) = connect(&running.url).await.unwrap();
-    let (mut b, _) = connect(&running.url).await.unwrap();
-    for _ in 0..2 {
-        assert!(matches!(next_seen(&mut running.seen).await, Seen::Open(..)));
-    }
+    let (mut a, _) = running.open().await;
+    let (mut b, _) = running.open().await;
     a.send(Message::text("boom")).await.unwrap();
     let error = timeout(LIMIT, a.recv()).await.unwrap().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AbnormalClosure);

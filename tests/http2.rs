@@ -171,23 +171,29 @@ async fn refusals_answer_on_the_stream_and_the_connection_stays_usable() {
     ws.close(None).await.unwrap();
 }
 
-#[tokio::test]
-async fn the_client_falls_back_to_http1_when_the_server_has_http2_off() {
-    let (server_tls, client_tls) = tls_pair();
-    let off = Http2Config::off();
-    let (port, mut reports) = echo_server(Server::builder().tls(server_tls).http2(off)).await;
+/// An HTTP/2 client (offering ALPN `h2`) on a TLS server built by `builder`: the WebSocket is
+/// an HTTP/1.1 upgrade (101), it echoes, and the server saw a `GET` over HTTP/1.1.
+async fn served_over_http1(builder: ServerBuilder, client_tls: ClientTls, n: usize) {
+    let (port, mut reports) = echo_server(builder).await;
     let (mut ws, response) = h2_client(client_tls)
         .connect(&format!("wss://localhost:{port}/"))
         .await
         .unwrap();
     assert_eq!(response.status(), 101);
-    round_trip(&mut ws, 4).await;
+    round_trip(&mut ws, n).await;
     ws.close(None).await.unwrap();
     let seen = next_report(&mut reports).await;
     assert_eq!(
         (seen.method, seen.version),
         (http::Method::GET, http::Version::HTTP_11)
     );
+}
+
+#[tokio::test]
+async fn the_client_falls_back_to_http1_when_the_server_has_http2_off() {
+    let (server_tls, client_tls) = tls_pair();
+    let off = Http2Config::off();
+    served_over_http1(Server::builder().tls(server_tls).http2(off), client_tls, 4).await;
 }
 
 #[tokio::test]
@@ -613,18 +619,7 @@ async fn a_server_with_http2_off_takes_h2_out_of_its_alpn_list() {
     let (server_tls, client_tls) = tls_pair();
     let server_tls = server_tls.alpn_protocols(["h2", "http/1.1"]);
     let builder = Server::builder().tls(server_tls).http2(Http2Config::off());
-    let (port, mut reports) = echo_server(builder).await;
-    let (mut ws, response) = h2_client(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 101);
-    round_trip(&mut ws, 11).await;
-    ws.close(None).await.unwrap();
-    assert_eq!(
-        next_report(&mut reports).await.version,
-        http::Version::HTTP_11
-    );
+    served_over_http1(builder, client_tls, 11).await;
 }
 
 /// A bare HTTP/2 client on the server at `port` (h2c), once the server's SETTINGS are in (they
