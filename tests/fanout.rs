@@ -401,3 +401,88 @@ async fn publish_all_delivers_a_batch_in_order_to_every_subscriber_but_one() {
         assert_eq!(next(&mut b).await, Message::text(expected));
     }
 }
+
+#[tokio::test]
+async fn a_published_batch_reaches_plain_and_compressing_subscribers_alike() {
+    let mut deflate = DeflateConfig::default();
+    deflate.threshold = 16;
+    let (url, handle, mut ids) = server(Server::builder().deflate(deflate)).await;
+    let mut shared = DeflateConfig::default();
+    shared.server_no_context_takeover = true;
+    let mut clients = vec![connect_plain(&url).await];
+    for offer in [shared, DeflateConfig::default()] {
+        let client = ClientBuilder::new()
+            .deflate(Some(offer))
+            .connect(&url)
+            .await;
+        clients.push(client.unwrap().0);
+    }
+    for _ in 0..3 {
+        let id = timeout(LIMIT, ids.recv()).await.unwrap().unwrap();
+        assert!(handle.subscribe(id, "t"));
+    }
+    let long = "long enough to be compressed, and repeated; ".repeat(20);
+    let large: Vec<u8> = (0..40_000u32).map(|i| (i % 13) as u8).collect();
+    // Small ones only: the frames laid end to end go to every client, compressing or not
+    // (all are under the compression threshold). Then one to compress: the plain client still
+    // takes the frames at once, the others each message on its own. Then two too large to
+    // be framed together.
+    let batches: [Vec<Message>; 3] = [
+        vec![Message::text("a"), Message::binary(vec![1, 2, 3])],
+        vec![
+            Message::text("b"),
+            Message::text(long.as_str()),
+            Message::text("c"),
+        ],
+        vec![
+            Message::binary(large.clone()),
+            Message::binary(large.clone()),
+        ],
+    ];
+    for batch in &batches {
+        let report = handle
+            .publish_all("t", None, batch.iter().cloned())
+            .unwrap();
+        assert_eq!(report.queued, 3 * batch.len());
+    }
+    for client in &mut clients {
+        for expected in batches.iter().flatten() {
+            assert_eq!(&next(client).await, expected);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_the_backlog_is_judged_message_by_message() {
+    let builder = Server::builder()
+        .max_backlog(4096)
+        .slow_policy(SlowPolicy::Drop);
+    let (url, handle, mut ids) = server(builder).await;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        clients.push(connect_plain(&url).await);
+        let id = timeout(LIMIT, ids.recv()).await.unwrap().unwrap();
+        assert!(handle.subscribe(id, "t"));
+    }
+    let message = |n: u8| Message::binary(vec![n; 1000]);
+    // No task runs between the two publishes (one thread): the first batch is still pending
+    // when the second comes. 3000 + 1000 bytes fit in the limit, 3000 + 2000 don't.
+    let first = handle.publish_all("t", None, (0..3).map(message)).unwrap();
+    assert_eq!((first.queued, first.dropped), (6, 0));
+    let second = handle.publish_all("t", None, (3..6).map(message)).unwrap();
+    assert_eq!((second.queued, second.dropped), (2, 4), "{second:?}");
+    // Caught up, the next batch goes through whole.
+    for client in &mut clients {
+        for n in 0..4 {
+            assert_eq!(next(client).await, message(n));
+        }
+    }
+    let third = handle.publish_all("t", None, (6..9).map(message)).unwrap();
+    assert_eq!((third.queued, third.dropped), (6, 0), "{third:?}");
+    for client in &mut clients {
+        for n in 6..9 {
+            assert_eq!(next(client).await, message(n));
+        }
+    }
+    assert_eq!(handle.slow_stats().dropped, 4);
+}

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use elo_bench::frames::{masked_frame, ReplyParser};
 
-const USAGE: &str = "usage: elo-bench fanout [--servers elo,ws,tungstenite] [--subs 100,1000,10000]
+const USAGE: &str = "usage: elo-bench fanout [--servers elo,ws,tungstenite[,elo-events,uws]] [--subs 100,1000,10000]
                   [--payloads 16,1024,16384] [--deflate off,on] [--inflight 32]
                   [--duration SECS] [--nodes 1,2,3 --broker redis,nats] [--no-pin]";
 
@@ -129,6 +129,13 @@ fn start_server(
                 None => Command::new("node"),
             };
             cmd.arg(manifest_dir().join("fanout/ws-broadcast.js"));
+            if deflate {
+                cmd.arg("--deflate");
+            }
+            cmd
+        }
+        "uws" => {
+            let mut cmd = crate::sys::uws_command(cpu, "relay").map_err(|e| e.to_string())?;
             if deflate {
                 cmd.arg("--deflate");
             }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use servers::Impl;
 
 const USAGE: &str = "usage:
-  elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers elo,tungstenite,fastwebsockets]
+  elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers elo,tungstenite,fastwebsockets[,elo-events,uws]]
                   [--payloads 16,1024,16384,1048576] [--conns 1,64,256] [--inflight 1,16] [--no-pin]
                   [--tls]   (every connection over TLS, one rustls stack for all servers)
                   [--baseline PATH]   (server `baseline`: elo from another elo-bench build)
@@ -40,7 +40,7 @@ const USAGE: &str = "usage:
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
-  elo-bench fanout [--servers elo,ws,tungstenite] [--subs 100,1000,10000]
+  elo-bench fanout [--servers elo,ws,tungstenite[,elo-events,uws]] [--subs 100,1000,10000]
                   [--payloads 16,1024,16384] [--deflate off,on] [--inflight 32] [--duration SECS]
                   [--nodes 1,2,3 --broker redis,nats] [--no-pin]   (one publisher, N subscribers)
   elo-bench fanout-server <elo|elo-events|tungstenite> <addr> [--cpu N] [--broker URL] [--deflate]

@@ -26,6 +26,9 @@ pub enum Impl {
     /// Our server from another build of this benchmark (`--baseline PATH`), such as the
     /// previous main: a change's cost or gain, measured side by side in one run.
     Baseline,
+    /// uWebSockets (C++) through its Node.js binding (`bench/node/uws-server.mjs`; needs
+    /// `npm ci --prefix bench/node`).
+    Uws,
 }
 
 impl Impl {
@@ -39,13 +42,14 @@ impl Impl {
             Impl::Tungstenite => "tungstenite",
             Impl::FastWebSockets => "fastwebsockets",
             Impl::Baseline => "baseline",
+            Impl::Uws => "uws",
         }
     }
 
     pub fn parse(s: &str) -> Option<Impl> {
         Impl::ALL
             .into_iter()
-            .chain([Impl::EloEvents, Impl::Baseline])
+            .chain([Impl::EloEvents, Impl::Baseline, Impl::Uws])
             .find(|i| i.name() == s)
     }
 }
@@ -65,6 +69,7 @@ pub fn run(
             Impl::Tungstenite => tungstenite(addr, tls).await,
             Impl::FastWebSockets => fastwebsockets(addr, tls).await,
             Impl::Baseline => Err("the baseline runs as `elo` in its own binary".into()),
+            Impl::Uws => Err("uws runs under node (bench/node/uws-server.mjs)".into()),
         }
     })
 }

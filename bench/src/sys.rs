@@ -42,28 +42,42 @@ impl ServerProc {
         wrapper: &[String],
         ready_within: Duration,
     ) -> io::Result<ServerProc> {
-        let (exe, name) = match imp {
-            Impl::Baseline => match BASELINE_EXE.get() {
-                Some(exe) => (exe.clone(), Impl::Elo.name()),
-                None => return Err(io::Error::other("baseline server without --baseline PATH")),
-            },
-            _ => (std::env::current_exe()?, imp.name()),
-        };
-        let mut cmd = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(args).arg(exe);
-                cmd
+        let mut cmd = if imp == Impl::Uws {
+            if !wrapper.is_empty() {
+                return Err(io::Error::other("uws can't run under a wrapper"));
             }
-            None => Command::new(exe),
+            let mut cmd = uws_command(cpu, "echo")?;
+            if let Some((cert, key)) = SERVER_TLS.get() {
+                cmd.arg("--tls").arg(cert).arg(key);
+            }
+            cmd
+        } else {
+            let (exe, name) = match imp {
+                Impl::Baseline => match BASELINE_EXE.get() {
+                    Some(exe) => (exe.clone(), Impl::Elo.name()),
+                    None => {
+                        return Err(io::Error::other("baseline server without --baseline PATH"))
+                    }
+                },
+                _ => (std::env::current_exe()?, imp.name()),
+            };
+            let mut cmd = match wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut cmd = Command::new(program);
+                    cmd.args(args).arg(exe);
+                    cmd
+                }
+                None => Command::new(exe),
+            };
+            cmd.arg("server").arg(name).arg("127.0.0.1:0");
+            if let Some(cpu) = cpu {
+                cmd.arg("--cpu").arg(cpu.to_string());
+            }
+            if let Some((cert, key)) = SERVER_TLS.get() {
+                cmd.arg("--tls").arg(cert).arg(key);
+            }
+            cmd
         };
-        cmd.arg("server").arg(name).arg("127.0.0.1:0");
-        if let Some(cpu) = cpu {
-            cmd.arg("--cpu").arg(cpu.to_string());
-        }
-        if let Some((cert, key)) = SERVER_TLS.get() {
-            cmd.arg("--tls").arg(cert).arg(key);
-        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -132,6 +146,29 @@ impl ServerProc {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// `node bench/node/uws-server.mjs MODE`, pinned to `cpu` through `taskset` (uWebSockets runs
+/// its event loop on node's main thread). Fails, saying how to install it, without
+/// `npm ci --prefix bench/node`.
+pub fn uws_command(cpu: Option<usize>, mode: &str) -> io::Result<Command> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    if !dir.join("node_modules/uws-pack").is_dir() {
+        return Err(io::Error::other(format!(
+            "uws is not installed: npm ci --prefix {}",
+            dir.display()
+        )));
+    }
+    let mut cmd = match cpu {
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &cpu.to_string(), "node"]);
+            cmd
+        }
+        None => Command::new("node"),
+    };
+    cmd.arg(dir.join("uws-server.mjs")).arg(mode);
+    Ok(cmd)
 }
 
 impl Drop for ServerProc {

@@ -19,6 +19,8 @@ use crate::proto::prepared::PreparedMessage;
 const PUBLISH_QUEUE: usize = 4096;
 /// Publishes sent to the broker in one batch (one pipeline, for Redis).
 const PUBLISH_BATCH: usize = 256;
+/// Messages from the broker delivered together at most.
+const DELIVER_BATCH: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -27,7 +29,7 @@ const ENVELOPE_TAG: [u8; 2] = [0xE1, 1];
 const ENVELOPE_HEADER: usize = ENVELOPE_TAG.len() + 8 + 1;
 
 /// Delivers a message from the broker to the local subscribers of a topic.
-pub(crate) type Deliver = Box<dyn Fn(&str, PreparedMessage) + Send + Sync>;
+pub(crate) type Deliver = Box<dyn Fn(&str, &[PreparedMessage]) + Send + Sync>;
 
 pub(crate) struct Link {
     /// Distinguishes this server's messages from the others'.
@@ -188,6 +190,19 @@ async fn run(
     }
 }
 
+/// Hands `received` to `deliver`, each run of messages for one topic at once.
+fn deliver_in_runs(deliver: &Deliver, received: Vec<(String, PreparedMessage)>) {
+    let mut run: Vec<PreparedMessage> = Vec::new();
+    let mut received = received.into_iter().peekable();
+    while let Some((topic, message)) = received.next() {
+        run.push(message);
+        if received.peek().map_or(true, |(next, _)| *next != topic) {
+            deliver(&topic, &run);
+            run.clear();
+        }
+    }
+}
+
 /// One session: answers why it ended.
 async fn session(
     link: &Link,
@@ -209,8 +224,30 @@ async fn session(
         tokio::select! {
             message = session.next_message() => match message {
                 Some((topic, payload)) => {
-                    if let Some(message) = link.open(payload) {
-                        deliver(&topic, message);
+                    let mut received = Vec::new();
+                    received.extend(link.open(payload).map(|message| (topic, message)));
+                    // What else has arrived, taken without waiting: delivered in runs per
+                    // topic, so each subscriber's queue is visited once per run.
+                    let mut lost = false;
+                    while received.len() < DELIVER_BATCH {
+                        let next = tokio::select! {
+                            biased;
+                            next = session.next_message() => next,
+                            () = std::future::ready(()) => break,
+                        };
+                        match next {
+                            Some((topic, payload)) => {
+                                received.extend(link.open(payload).map(|m| (topic, m)));
+                            }
+                            None => {
+                                lost = true;
+                                break;
+                            }
+                        }
+                    }
+                    deliver_in_runs(deliver, received);
+                    if lost {
+                        return "connection lost".to_owned();
                     }
                 }
                 None => return "connection lost".to_owned(),
@@ -265,6 +302,31 @@ async fn reconcile(
 mod tests {
     use super::*;
     use crate::proto::message::Message;
+
+    #[test]
+    fn messages_from_the_broker_go_out_in_runs_per_topic_in_order() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let seen = runs.clone();
+        let deliver: Deliver = Box::new(move |topic, messages| {
+            let texts: Vec<String> = messages
+                .iter()
+                .map(|m| String::from_utf8_lossy(m.payload()).into_owned())
+                .collect();
+            lock(&seen).push((topic.to_owned(), texts));
+        });
+        let received = [("a", "1"), ("a", "2"), ("b", "3"), ("a", "4"), ("a", "5")]
+            .map(|(topic, text)| (topic.to_owned(), PreparedMessage::text(text)));
+        deliver_in_runs(&deliver, received.to_vec());
+        let runs = lock(&runs).clone();
+        let expected =
+            [("a", &["1", "2"][..]), ("b", &["3"]), ("a", &["4", "5"])].map(|(topic, texts)| {
+                (
+                    topic.to_owned(),
+                    texts.iter().map(|t| t.to_string()).collect(),
+                )
+            });
+        assert_eq!(runs, expected.to_vec());
+    }
 
     struct Nowhere;
     impl Broker for Nowhere {

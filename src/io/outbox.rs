@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::WebSocket;
 use crate::proto::close::CloseFrame;
 use crate::proto::message::Message;
-use crate::proto::prepared::PreparedMessage;
+use crate::proto::prepared::{PreparedBatch, PreparedMessage};
 
 /// What happens to a connection whose backlog would pass its limit
 /// ([`ServerBuilder::max_backlog`](crate::server::ServerBuilder::max_backlog)).
@@ -64,6 +64,8 @@ pub enum Delivery {
 pub(crate) enum Outgoing {
     /// A data message framed once for many connections.
     Data(PreparedMessage),
+    /// Small data messages published together: one entry for all of them.
+    Batch(PreparedBatch),
     /// A close frame, or a message for this connection alone (boxed: rare, and a queue entry
     /// stays two words long).
     Message(Box<Message>),
@@ -73,6 +75,7 @@ impl Outgoing {
     fn is_close(&self) -> bool {
         match self {
             Outgoing::Data(m) => matches!(m.other(), Some(Message::Close(_))),
+            Outgoing::Batch(_) => false,
             Outgoing::Message(m) => matches!(**m, Message::Close(_)),
         }
     }
@@ -80,6 +83,7 @@ impl Outgoing {
     fn len(&self) -> usize {
         match self {
             Outgoing::Data(m) => m.len(),
+            Outgoing::Batch(b) => b.len(),
             Outgoing::Message(m) => m.len(),
         }
     }
@@ -152,9 +156,26 @@ impl Outbox {
     }
 
     /// Queues several messages under one lock (a publisher's batch: one touch of this
-    /// connection's state for all of them), telling `each` what happened to each.
-    pub(crate) fn push_all(&self, messages: &[PreparedMessage], mut each: impl FnMut(Delivery)) {
+    /// connection's state for all of them), telling `each` what happened to each. `batch`,
+    /// the same messages framed together, is queued as one entry when they all fit within
+    /// the limit; otherwise each is judged on its own.
+    pub(crate) fn push_all(
+        &self,
+        messages: &[PreparedMessage],
+        batch: Option<&PreparedBatch>,
+        mut each: impl FnMut(Delivery),
+    ) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(batch) = batch {
+            let pending = inner.bytes + self.staged.load(Ordering::Relaxed);
+            if !inner.closed_slow && pending + batch.len() <= self.limit {
+                inner.bytes += batch.len();
+                inner.queue.push_back(Outgoing::Batch(batch.clone()));
+                messages.iter().for_each(|_| each(Delivery::Queued));
+                wake(&mut inner);
+                return;
+            }
+        }
         // One allocation for the batch, not the queue's doublings.
         inner.queue.reserve(messages.len());
         for message in messages {
@@ -259,6 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // What can no longer be sent (the connection is closing) is dropped.
             let _ = match item {
                 Outgoing::Data(message) => self.conn.send_prepared(&message),
+                Outgoing::Batch(batch) => self.conn.send_prepared_batch(&batch),
                 Outgoing::Message(message) => self.conn.send(&message),
             };
         }

@@ -210,6 +210,80 @@ impl From<Vec<u8>> for PreparedMessage {
     }
 }
 
+/// Total payload bytes up to which a publisher's batch of small messages is also framed as
+/// one buffer: past it, each message's own shared frame costs little per byte.
+const BATCH_MAX: usize = 64 << 10;
+
+/// Several small data messages published together, for connections that take them as they
+/// are: one queue entry and one copy of their frames, laid end to end, per connection,
+/// instead of one per message. Connections that frame each message themselves (a client,
+/// compression) take the messages one by one.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedBatch(Arc<Batch>);
+
+#[derive(Debug)]
+struct Batch {
+    messages: Vec<PreparedMessage>,
+    /// Total payload bytes.
+    len: usize,
+    /// The longest payload: below a connection's compression threshold, no message of the
+    /// batch is compressed.
+    longest: usize,
+    /// The uncompressed frames, end to end.
+    frames: Bytes,
+}
+
+impl PreparedBatch {
+    /// A batch of `messages`, if there are several, all text or binary, within `BATCH_MAX`.
+    pub(crate) fn new(messages: &[PreparedMessage]) -> Option<PreparedBatch> {
+        if messages.len() < 2 {
+            return None;
+        }
+        let mut len = 0usize;
+        let mut longest = 0;
+        let mut frames_len = 0;
+        for message in messages {
+            let data = message.data_parts()?;
+            len += data.payload.len();
+            longest = longest.max(data.payload.len());
+            frames_len += data.frame.len();
+            if len > BATCH_MAX {
+                return None;
+            }
+        }
+        let mut frames = BytesMut::with_capacity(frames_len);
+        for message in messages {
+            frames.extend_from_slice(message.data_parts()?.frame());
+        }
+        Some(PreparedBatch(Arc::new(Batch {
+            messages: messages.to_vec(),
+            len,
+            longest,
+            frames: frames.freeze(),
+        })))
+    }
+
+    /// The messages, in order.
+    pub(crate) fn messages(&self) -> &[PreparedMessage] {
+        &self.0.messages
+    }
+
+    /// Total payload bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len
+    }
+
+    /// The longest payload.
+    pub(crate) fn longest(&self) -> usize {
+        self.0.longest
+    }
+
+    /// Every message's uncompressed server frame, end to end.
+    pub(crate) fn frames(&self) -> &Bytes {
+        &self.0.frames
+    }
+}
+
 /// One unmasked frame, FIN set.
 fn frame(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Bytes {
     let header = FrameHeader {

@@ -410,9 +410,9 @@ impl ServerBuilder {
                 let weak = weak.clone();
                 let (link, task) = Link::start(
                     broker,
-                    Box::new(move |topic, message| {
+                    Box::new(move |topic, messages| {
                         if let Some(shared) = weak.upgrade() {
-                            shared.registry.publish_local(topic, &[message], None);
+                            shared.registry.publish_local(topic, messages, None);
                         }
                     }),
                 );

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::registry::{BroadcastReport, ClientId};
 use crate::io::outbox::Delivery;
 use crate::io::Outbox;
-use crate::proto::prepared::PreparedMessage;
+use crate::proto::prepared::{PreparedBatch, PreparedMessage};
 
 pub(super) type Member = (ClientId, Arc<Outbox>);
 
@@ -60,9 +60,14 @@ impl Subscribers {
     ) -> BroadcastReport {
         let members = self.snapshot();
         let mut report = BroadcastReport::default();
+        // Framed together once for all members, when worth it.
+        let batch = match members.len() {
+            0 | 1 => None,
+            _ => PreparedBatch::new(messages),
+        };
         for (id, outbox) in members.iter() {
             if Some(*id) != except {
-                outbox.push_all(messages, |delivery| report.count(delivery));
+                outbox.push_all(messages, batch.as_ref(), |delivery| report.count(delivery));
             }
         }
         report

@@ -10,7 +10,7 @@ use crate::proto::error::SendError;
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::mask::apply_mask;
 use crate::proto::message::Message;
-use crate::proto::prepared::PreparedMessage;
+use crate::proto::prepared::{PreparedBatch, PreparedMessage};
 
 /// Payloads at least this long are queued as their own buffer and written with a vectored
 /// write instead of being copied behind their header (server role; a client masks into its own
@@ -156,6 +156,31 @@ impl Connection {
             return self.send_data_with_compression(kind, data.payload(), true, false);
         }
         self.queue_frame(data.frame());
+        Ok(())
+    }
+
+    /// Queues a batch of prepared messages, in order: a server connection that would send
+    /// each one's shared uncompressed frame takes the batch's frames at once; any other takes
+    /// them one by one, as [`send_prepared`](Connection::send_prepared) does.
+    pub(crate) fn send_prepared_batch(&mut self, batch: &PreparedBatch) -> Result<(), SendError> {
+        let as_framed = self.mask_generator.is_none()
+            && self
+                .deflate
+                .as_ref()
+                .map_or(true, |d| batch.longest() < d.config.threshold);
+        if !as_framed {
+            return batch
+                .messages()
+                .iter()
+                .try_for_each(|message| self.send_prepared(message));
+        }
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(SendError::FragmentKindMismatch);
+        }
+        self.queue_frame(batch.frames());
         Ok(())
     }
 
