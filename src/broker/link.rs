@@ -19,7 +19,7 @@ use crate::proto::prepared::PreparedMessage;
 const PUBLISH_QUEUE: usize = 4096;
 /// Publishes sent to the broker in one batch (one pipeline, for Redis).
 const PUBLISH_BATCH: usize = 256;
-/// Messages from the broker delivered together at most.
+/// Messages from the broker taken together at most (this node's own, skipped, included).
 const DELIVER_BATCH: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -229,7 +229,7 @@ async fn session(
                     // What else has arrived, taken without waiting: delivered in runs per
                     // topic, so each subscriber's queue is visited once per run.
                     let mut lost = false;
-                    while received.len() < DELIVER_BATCH {
+                    for _ in 1..DELIVER_BATCH {
                         let next = tokio::select! {
                             biased;
                             next = session.next_message() => next,

@@ -169,10 +169,14 @@ impl Connection {
                 .as_ref()
                 .map_or(true, |d| batch.longest() < d.config.threshold);
         if !as_framed {
-            return batch
-                .messages()
-                .iter()
-                .try_for_each(|message| self.send_prepared(message));
+            // As many `send_prepared`s: one that fails (a compression error) leaves the
+            // others queued.
+            let mut result = Ok(());
+            for message in batch.messages() {
+                let sent = self.send_prepared(message);
+                result = result.and(sent);
+            }
+            return result;
         }
         if self.close_sent {
             return Err(SendError::Closed);
