@@ -452,11 +452,12 @@ async fn a_published_batch_reaches_plain_and_compressing_subscribers_alike() {
     }
 }
 
-#[tokio::test]
-async fn a_batch_that_would_pass_the_backlog_is_judged_message_by_message() {
-    let builder = Server::builder()
-        .max_backlog(4096)
-        .slow_policy(SlowPolicy::Drop);
+/// A server whose clients may have 4 KiB pending, under `policy`, and two clients of it
+/// subscribed to "t".
+async fn two_subscribers_of_4_kib(
+    policy: SlowPolicy,
+) -> (ServerHandle, Vec<WebSocket<ClientStream>>) {
+    let builder = Server::builder().max_backlog(4096).slow_policy(policy);
     let (url, handle, mut ids) = server(builder).await;
     let mut clients = Vec::new();
     for _ in 0..2 {
@@ -464,7 +465,16 @@ async fn a_batch_that_would_pass_the_backlog_is_judged_message_by_message() {
         let id = timeout(LIMIT, ids.recv()).await.unwrap().unwrap();
         assert!(handle.subscribe(id, "t"));
     }
-    let message = |n: u8| Message::binary(vec![n; 1000]);
+    (handle, clients)
+}
+
+fn message(n: u8) -> Message {
+    Message::binary(vec![n; 1000])
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_the_backlog_is_judged_message_by_message() {
+    let (handle, mut clients) = two_subscribers_of_4_kib(SlowPolicy::Drop).await;
     // No task runs between the two publishes (one thread): the first batch is still pending
     // when the second comes. 3000 + 1000 bytes fit in the limit, 3000 + 2000 don't.
     let first = handle.publish_all("t", None, (0..3).map(message)).unwrap();
@@ -485,4 +495,25 @@ async fn a_batch_that_would_pass_the_backlog_is_judged_message_by_message() {
         }
     }
     assert_eq!(handle.slow_stats().dropped, 4);
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_the_backlog_closes_per_policy() {
+    let (handle, mut clients) = two_subscribers_of_4_kib(SlowPolicy::Close).await;
+    // As above, nothing is written between the publishes: the second batch doesn't fit, so
+    // its first message is queued and the second closes each client (the third finds it
+    // closed); a later batch isn't queued whole either.
+    let first = handle.publish_all("t", None, (0..3).map(message)).unwrap();
+    assert_eq!((first.queued, first.closed), (6, 0));
+    let second = handle.publish_all("t", None, (3..6).map(message)).unwrap();
+    assert_eq!((second.queued, second.closed), (2, 4), "{second:?}");
+    let third = handle.publish_all("t", None, (6..9).map(message)).unwrap();
+    assert_eq!((third.queued, third.closed), (0, 6), "{third:?}");
+    assert_eq!(handle.slow_stats().closed, 2);
+    // What was waiting was freed: each client's next frame is the close, 1008.
+    for client in &mut clients {
+        let end = timeout(LIMIT, client.recv()).await.unwrap();
+        assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+        assert_eq!(client.close_frame().map(|f| f.code.as_u16()), Some(1008));
+    }
 }

@@ -67,7 +67,9 @@ pub trait BrokerSession: Send {
     ) -> BoxFuture<'a, Result<(), BrokerError>>;
 
     /// The next message on a subscribed topic, as `(topic, payload)`; `None` once the session
-    /// is lost. Must be cancel-safe: the link drops it to publish or subscribe meanwhile.
+    /// is lost. Must be cancel-safe: the link drops it to publish or subscribe meanwhile, and,
+    /// after each message, polls it once more per message already arrived and drops it as
+    /// soon as none is ready.
     fn next_message(&mut self) -> BoxFuture<'_, Option<(String, Bytes)>>;
 }
 

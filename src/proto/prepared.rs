@@ -210,8 +210,8 @@ impl From<Vec<u8>> for PreparedMessage {
     }
 }
 
-/// Total payload bytes up to which a publisher's batch of small messages is also framed as
-/// one buffer: past it, each message's own shared frame costs little per byte.
+/// Frame bytes up to which a publisher's batch of small messages is also framed as one
+/// buffer: past it, each message's own shared frame costs little per byte.
 const BATCH_MAX: usize = 64 << 10;
 
 /// Several small data messages published together, for connections that take them as they
@@ -234,7 +234,8 @@ struct Batch {
 }
 
 impl PreparedBatch {
-    /// A batch of `messages`, if there are several, all text or binary, within `BATCH_MAX`.
+    /// A batch of `messages`, if there are several, all text or binary, their frames within
+    /// `BATCH_MAX` bytes.
     pub(crate) fn new(messages: &[PreparedMessage]) -> Option<PreparedBatch> {
         if messages.len() < 2 {
             return None;
@@ -247,7 +248,7 @@ impl PreparedBatch {
             len += data.payload.len();
             longest = longest.max(data.payload.len());
             frames_len += data.frame.len();
-            if len > BATCH_MAX {
+            if frames_len > BATCH_MAX {
                 return None;
             }
         }

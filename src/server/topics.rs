@@ -60,10 +60,11 @@ impl Subscribers {
     ) -> BroadcastReport {
         let members = self.snapshot();
         let mut report = BroadcastReport::default();
-        // Framed together once for all members, when worth it.
-        let batch = match members.len() {
-            0 | 1 => None,
-            _ => PreparedBatch::new(messages),
+        // Framed together once, when at least two members may take it (`except` may be one).
+        let batch = if members.len() >= 2 + usize::from(except.is_some()) {
+            PreparedBatch::new(messages)
+        } else {
+            None
         };
         for (id, outbox) in members.iter() {
             if Some(*id) != except {

@@ -551,3 +551,62 @@ fn no_context_takeover_compresses_whole_messages_with_the_shared_compressor() {
             .unwrap();
     }
 }
+
+#[test]
+fn a_batch_goes_out_as_its_messages_would_one_by_one() {
+    use crate::deflate::{DeflateConfig, Negotiated};
+    use crate::proto::prepared::{PreparedBatch, PreparedMessage};
+    let long = "long enough to be compressed; ".repeat(10);
+    let small = [
+        PreparedMessage::text("a"),
+        PreparedMessage::binary(vec![7; 40]),
+    ];
+    let mixed = [
+        PreparedMessage::text("b"),
+        PreparedMessage::text(long.as_str()),
+        PreparedMessage::text("c"),
+    ];
+    let params = |takeover_off: bool| Negotiated {
+        local_no_context_takeover: takeover_off,
+        remote_no_context_takeover: takeover_off,
+        local_max_window_bits: 15,
+        remote_max_window_bits: 15,
+    };
+    let config = DeflateConfig {
+        threshold: 64,
+        ..DeflateConfig::default()
+    };
+    // Without permessage-deflate; with it and no context takeover (the shared compressor);
+    // with context takeover (a compressor of its own).
+    for (name, takeover_off) in [
+        ("plain", None),
+        ("shared compressor", Some(true)),
+        ("own compressor", Some(false)),
+    ] {
+        let make = || match takeover_off {
+            None => server(),
+            Some(off) => server().with_deflate(params(off), config.clone()),
+        };
+        for messages in [&small[..], &mixed[..]] {
+            let batch = PreparedBatch::new(messages).unwrap();
+            let one_by_one = |conn: &mut Connection| {
+                for message in messages {
+                    conn.send_prepared(message).unwrap();
+                }
+            };
+            let mut expected = make();
+            one_by_one(&mut expected);
+            let mut conn = make();
+            conn.send_prepared_batch(&batch).unwrap();
+            let sent = conn.take_output();
+            assert_eq!(sent, expected.take_output(), "{name}");
+            // The next message after the batch is compressed with the same history too.
+            one_by_one(&mut expected);
+            one_by_one(&mut conn);
+            assert_eq!(conn.take_output(), expected.take_output(), "{name}, after");
+            if messages.len() == 3 && takeover_off.is_some() {
+                assert_eq!(sent[3] & 0x40, 0x40, "{name}: the long one compressed");
+            }
+        }
+    }
+}
