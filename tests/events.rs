@@ -327,3 +327,59 @@ async fn http2_streams_are_served_by_the_loop() {
         ));
     }
 }
+
+/// Gathers the texts a connection sends and, once the loop is done with its input, answers
+/// them joined with `+`.
+struct Gather;
+
+impl EventHandler for Gather {
+    type State = Vec<String>;
+
+    fn on_open(&self, _client: &mut Client<'_>, _info: ClientInfo) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn on_message(&self, gathered: &mut Vec<String>, _client: &mut Client<'_>, m: Message) {
+        gathered.push(m.as_text().unwrap().to_owned());
+    }
+
+    fn on_read_done(&self, gathered: &mut Vec<String>, client: &mut Client<'_>) {
+        assert!(!gathered.is_empty(), "called after a message only");
+        client.send(Message::text(gathered.join("+"))).unwrap();
+        gathered.clear();
+    }
+}
+
+#[tokio::test]
+async fn on_read_done_follows_the_messages_of_each_read_within_the_turns_budget() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", server.local_addr().unwrap());
+    tokio::spawn(server.serve_events(Gather));
+    let (mut ws, _) = connect(&url).await.unwrap();
+    // Sent in one write each time; 70 is past the 64 messages a connection gets per turn.
+    for count in [3, 70] {
+        let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
+        for text in &texts {
+            ws.feed(Message::text(text.as_str())).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        let mut answered = Vec::new();
+        let mut answers = 0;
+        while answered.len() < count {
+            let answer = recv(&mut ws).await.unwrap();
+            let parts: Vec<String> = answer
+                .as_text()
+                .unwrap()
+                .split('+')
+                .map(str::to_owned)
+                .collect();
+            assert!(parts.len() <= 64, "one turn's messages at most");
+            answered.extend(parts);
+            answers += 1;
+        }
+        assert_eq!(answered, texts, "every message once, in order");
+        if count == 70 {
+            assert!(answers >= 2);
+        }
+    }
+}

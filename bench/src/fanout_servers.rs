@@ -81,25 +81,33 @@ async fn elo(addr: SocketAddr, opts: RelayOpts) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Ours on event loops (`serve_events`): the same relay from callbacks, each message published
-/// as it arrives.
+/// Ours on event loops (`serve_events`): the same relay from callbacks, the messages of one
+/// read gathered by `on_message` and published together from `on_read_done`.
 async fn elo_events(addr: SocketAddr, opts: RelayOpts) -> Result<(), BoxError> {
     use enim_labore_occaecati::server::events::{Client, EventHandler};
     use enim_labore_occaecati::server::{ClientId, ClientInfo, Server, ServerHandle};
     use enim_labore_occaecati::Message;
 
     struct Relay(ServerHandle);
+    /// The client's id and topic, and the messages of its current read.
+    type Subscriber = Option<(ClientId, String, Vec<Message>)>;
     impl EventHandler for Relay {
-        type State = Option<(ClientId, String)>;
-        fn on_open(&self, _client: &mut Client<'_>, info: ClientInfo) -> Self::State {
+        type State = Subscriber;
+        fn on_open(&self, _client: &mut Client<'_>, info: ClientInfo) -> Subscriber {
             let id = info.id()?;
             let topic = info.request().uri().path().to_owned();
             self.0.subscribe(id, &topic);
-            Some((id, topic))
+            Some((id, topic, Vec::new()))
         }
-        fn on_message(&self, state: &mut Self::State, _client: &mut Client<'_>, m: Message) {
-            if let Some((id, topic)) = state {
-                let _ = self.0.publish_except(topic, *id, m);
+        fn on_message(&self, state: &mut Subscriber, _client: &mut Client<'_>, m: Message) {
+            if let Some((_, _, read)) = state {
+                read.push(m);
+            }
+        }
+        // What one read brought is published as one batch.
+        fn on_read_done(&self, state: &mut Subscriber, _client: &mut Client<'_>) {
+            if let Some((id, topic, read)) = state {
+                let _ = self.0.publish_all(topic, Some(*id), read.drain(..));
             }
         }
     }

@@ -158,6 +158,8 @@ impl<H: EventHandler> EventLoop<H> {
         let waker = Waker::from(entry.waker.clone());
         let mut cx = Context::from_waker(&waker);
         let mut handled = 0;
+        // `on_read_done` was called since the last message.
+        let mut told = false;
         let outcome: Option<Result<Option<CloseFrame>>> = loop {
             if entry.terminate || entry.ws.is_terminated() {
                 break Some(Err(Error::new(ErrorKind::AbnormalClosure)));
@@ -181,6 +183,7 @@ impl<H: EventHandler> EventLoop<H> {
                         handler.on_message(state, client, message);
                     });
                     handled += 1;
+                    told = false;
                     if handled == MESSAGES_PER_TURN {
                         // More may be buffered: back of the line.
                         waker.wake_by_ref();
@@ -190,6 +193,12 @@ impl<H: EventHandler> EventLoop<H> {
                 Poll::Ready(Some(Err(error))) => break Some(Err(error)),
                 Poll::Ready(None) => break Some(Ok(entry.ws.close_frame().cloned())),
                 Poll::Pending => {
+                    if handled > 0 && !told {
+                        told = true;
+                        entry.call(&waker, |state, client| handler.on_read_done(state, client));
+                        // Whatever it queued is written by the next turn of this loop.
+                        continue;
+                    }
                     if entry.refused && !entry.ws.is_over_write_mark() {
                         entry.refused = false;
                         entry.call(&waker, |state, client| handler.on_drain(state, client));
@@ -200,6 +209,12 @@ impl<H: EventHandler> EventLoop<H> {
                 }
             }
         };
+        if handled > 0 && !told {
+            // Stopped before the input ran dry (the turn's budget, the write mark, the end):
+            // told all the same; what it queues is written by the next poll.
+            entry.call(&waker, |state, client| handler.on_read_done(state, client));
+            waker.wake_by_ref();
+        }
         if let Some(outcome) = outcome {
             self.close(slot, outcome);
         }

@@ -72,6 +72,16 @@ pub trait EventHandler: Send + Sync + 'static {
     /// [`Config::receive_control_frames`](crate::Config::receive_control_frames)).
     fn on_message(&self, state: &mut Self::State, client: &mut Client<'_>, message: Message);
 
+    /// The loop is done, for now, with what this connection sent: every message read so far
+    /// went to [`on_message`](EventHandler::on_message) (called after one or more of them).
+    /// A handler that gathers messages in its state publishes them together here
+    /// ([`ServerHandle::publish_all`](super::ServerHandle::publish_all): each subscriber's
+    /// queue visited once for all of them), as a task-per-connection relay does with
+    /// [`recv_many`](crate::WebSocket::recv_many).
+    fn on_read_done(&self, state: &mut Self::State, client: &mut Client<'_>) {
+        let _ = (state, client);
+    }
+
     /// A connection whose [`send`](Client::send) was refused with
     /// [`ErrorKind::WriteBufferFull`](crate::ErrorKind::WriteBufferFull) has written enough to
     /// take messages again.
