@@ -213,7 +213,9 @@ impl<H: EventHandler> EventLoop<H> {
             // Stopped before the input ran dry (the turn's budget, the write mark, the end):
             // told all the same; what it queues is written by the next poll.
             entry.call(&waker, |state, client| handler.on_read_done(state, client));
-            waker.wake_by_ref();
+            if outcome.is_none() {
+                waker.wake_by_ref();
+            }
         }
         if let Some(outcome) = outcome {
             self.close(slot, outcome);

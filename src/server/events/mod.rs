@@ -72,12 +72,15 @@ pub trait EventHandler: Send + Sync + 'static {
     /// [`Config::receive_control_frames`](crate::Config::receive_control_frames)).
     fn on_message(&self, state: &mut Self::State, client: &mut Client<'_>, message: Message);
 
-    /// The loop is done, for now, with what this connection sent: every message read so far
-    /// went to [`on_message`](EventHandler::on_message) (called after one or more of them).
-    /// A handler that gathers messages in its state publishes them together here
+    /// After one or more [`on_message`](EventHandler::on_message)s, when the loop stops
+    /// handing this connection's messages out for now: its input ran dry, the turn's 64 were
+    /// handed out (more may be buffered), its write buffer is over the mark, or it ended (then
+    /// just before [`on_close`](EventHandler::on_close), after a `terminate` too). A handler
+    /// that gathers messages in its state publishes them together here
     /// ([`ServerHandle::publish_all`](super::ServerHandle::publish_all): each subscriber's
     /// queue visited once for all of them), as a task-per-connection relay does with
-    /// [`recv_many`](crate::WebSocket::recv_many).
+    /// [`recv_many`](crate::WebSocket::recv_many). What it sends goes out in the write after
+    /// the replies `on_message` queued.
     fn on_read_done(&self, state: &mut Self::State, client: &mut Client<'_>) {
         let _ = (state, client);
     }
@@ -144,8 +147,9 @@ impl Client<'_> {
 
     fn ready(&mut self) -> Result<()> {
         // The first message of each callback is always taken (the loop hands out messages
-        // only under the mark, so this is at most one reply per message received): a reply
-        // can't be refused for what a broadcast staged meanwhile.
+        // only under the mark, so this is at most one reply per message received, plus one per
+        // `on_read_done` or `on_drain`): a reply can't be refused for what a broadcast staged
+        // meanwhile.
         if !std::mem::replace(&mut self.sent, true) {
             return Ok(());
         }
