@@ -190,6 +190,30 @@ async fn run(
     }
 }
 
+/// `first` and what else has already arrived, taken without waiting (at most
+/// `DELIVER_BATCH` in all), opened (this node's own skipped); and whether the session was lost
+/// meanwhile.
+async fn take_ready(
+    link: &Link,
+    session: &mut dyn BrokerSession,
+    first: (String, Bytes),
+) -> (Vec<(String, PreparedMessage)>, bool) {
+    let (topic, payload) = first;
+    let mut received: Vec<_> = link.open(payload).map(|m| (topic, m)).into_iter().collect();
+    for _ in 1..DELIVER_BATCH {
+        let next = tokio::select! {
+            biased;
+            next = session.next_message() => next,
+            () = std::future::ready(()) => break,
+        };
+        let Some((topic, payload)) = next else {
+            return (received, true);
+        };
+        received.extend(link.open(payload).map(|m| (topic, m)));
+    }
+    (received, false)
+}
+
 /// Hands `received` to `deliver`, each run of messages for one topic at once.
 fn deliver_in_runs(deliver: &Deliver, received: Vec<(String, PreparedMessage)>) {
     let mut run: Vec<PreparedMessage> = Vec::new();
@@ -223,28 +247,8 @@ async fn session(
     loop {
         tokio::select! {
             message = session.next_message() => match message {
-                Some((topic, payload)) => {
-                    let mut received = Vec::new();
-                    received.extend(link.open(payload).map(|message| (topic, message)));
-                    // What else has arrived, taken without waiting: delivered in runs per
-                    // topic, so each subscriber's queue is visited once per run.
-                    let mut lost = false;
-                    for _ in 1..DELIVER_BATCH {
-                        let next = tokio::select! {
-                            biased;
-                            next = session.next_message() => next,
-                            () = std::future::ready(()) => break,
-                        };
-                        match next {
-                            Some((topic, payload)) => {
-                                received.extend(link.open(payload).map(|m| (topic, m)));
-                            }
-                            None => {
-                                lost = true;
-                                break;
-                            }
-                        }
-                    }
+                Some(first) => {
+                    let (received, lost) = take_ready(link, &mut *session, first).await;
                     deliver_in_runs(deliver, received);
                     if lost {
                         return "connection lost".to_owned();

@@ -133,15 +133,15 @@ impl Connection {
                 None => Err(SendError::Closed),
             };
         };
-        if self.close_sent {
-            return Err(SendError::Closed);
+        self.check_whole_message()?;
+        let (kind, payload) = (data.kind(), data.payload());
+        if self.takes_shared_frame(payload.len()) {
+            self.queue_frame(data.frame());
+            return Ok(());
         }
-        if self.sending.is_some() {
-            return Err(SendError::FragmentKindMismatch);
-        }
-        let kind = data.kind();
+        // Compressed (at or over the threshold), or else masked by this client.
         if let Some(deflate) = self.deflate.as_ref() {
-            if data.payload().len() >= deflate.config.threshold {
+            if payload.len() >= deflate.config.threshold {
                 if self.role == Role::Server && deflate.params.local_no_context_takeover {
                     let bits = deflate.params.local_max_window_bits;
                     if let Some(frame) = data.compressed_frame(bits, &deflate.config) {
@@ -149,26 +149,39 @@ impl Connection {
                         return Ok(());
                     }
                 }
-                return self.send_data_with_compression(kind, data.payload(), true, true);
+                return self.send_data_with_compression(kind, payload, true, true);
             }
         }
-        if self.mask_generator.is_some() {
-            return self.send_data_with_compression(kind, data.payload(), true, false);
+        self.send_data_with_compression(kind, payload, true, false)
+    }
+
+    /// Whether a whole message may be queued now: not after a close frame, nor between the
+    /// frames of a fragmented message.
+    fn check_whole_message(&self) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
         }
-        self.queue_frame(data.frame());
+        if self.sending.is_some() {
+            return Err(SendError::FragmentKindMismatch);
+        }
         Ok(())
+    }
+
+    /// Whether a prepared message of `len` payload bytes goes out as its shared, uncompressed
+    /// server frame: no mask of our own (a server) and under any compression threshold.
+    fn takes_shared_frame(&self, len: usize) -> bool {
+        self.mask_generator.is_none()
+            && self
+                .deflate
+                .as_ref()
+                .map_or(true, |d| len < d.config.threshold)
     }
 
     /// Queues a batch of prepared messages, in order: a server connection that would send
     /// each one's shared uncompressed frame takes the batch's frames at once; any other takes
     /// them one by one, as [`send_prepared`](Connection::send_prepared) does.
     pub(crate) fn send_prepared_batch(&mut self, batch: &PreparedBatch) -> Result<(), SendError> {
-        let as_framed = self.mask_generator.is_none()
-            && self
-                .deflate
-                .as_ref()
-                .map_or(true, |d| batch.longest() < d.config.threshold);
-        if !as_framed {
+        if !self.takes_shared_frame(batch.longest()) {
             // As many `send_prepared`s: one that fails (a compression error) leaves the
             // others queued.
             let mut result = Ok(());
@@ -178,12 +191,7 @@ impl Connection {
             }
             return result;
         }
-        if self.close_sent {
-            return Err(SendError::Closed);
-        }
-        if self.sending.is_some() {
-            return Err(SendError::FragmentKindMismatch);
-        }
+        self.check_whole_message()?;
         self.queue_frame(batch.frames());
         Ok(())
     }
