@@ -119,23 +119,14 @@ fn start_server(
     broker: Option<&str>,
 ) -> Result<Proc, String> {
     let mut cmd = match name {
-        "ws" => {
-            let mut cmd = match cpu {
-                Some(cpu) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &cpu.to_string(), "node"]);
-                    c
-                }
-                None => Command::new("node"),
+        "ws" | "uws" => {
+            let mut cmd = if name == "ws" {
+                let mut cmd = crate::sys::node_command(cpu);
+                cmd.arg(manifest_dir().join("fanout/ws-broadcast.js"));
+                cmd
+            } else {
+                crate::sys::uws_command(cpu, "relay").map_err(|e| e.to_string())?
             };
-            cmd.arg(manifest_dir().join("fanout/ws-broadcast.js"));
-            if deflate {
-                cmd.arg("--deflate");
-            }
-            cmd
-        }
-        "uws" => {
-            let mut cmd = crate::sys::uws_command(cpu, "relay").map_err(|e| e.to_string())?;
             if deflate {
                 cmd.arg("--deflate");
             }

@@ -46,11 +46,7 @@ impl ServerProc {
             if !wrapper.is_empty() {
                 return Err(io::Error::other("uws can't run under a wrapper"));
             }
-            let mut cmd = uws_command(cpu, "echo")?;
-            if let Some((cert, key)) = SERVER_TLS.get() {
-                cmd.arg("--tls").arg(cert).arg(key);
-            }
-            cmd
+            uws_command(cpu, "echo")?
         } else {
             let (exe, name) = match imp {
                 Impl::Baseline => match BASELINE_EXE.get() {
@@ -73,11 +69,11 @@ impl ServerProc {
             if let Some(cpu) = cpu {
                 cmd.arg("--cpu").arg(cpu.to_string());
             }
-            if let Some((cert, key)) = SERVER_TLS.get() {
-                cmd.arg("--tls").arg(cert).arg(key);
-            }
             cmd
         };
+        if let Some((cert, key)) = SERVER_TLS.get() {
+            cmd.arg("--tls").arg(cert).arg(key);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -159,16 +155,21 @@ pub fn uws_command(cpu: Option<usize>, mode: &str) -> io::Result<Command> {
             dir.display()
         )));
     }
-    let mut cmd = match cpu {
+    let mut cmd = node_command(cpu);
+    cmd.arg(dir.join("uws-server.mjs")).arg(mode);
+    Ok(cmd)
+}
+
+/// `node`, pinned to `cpu` through `taskset` when asked.
+pub fn node_command(cpu: Option<usize>) -> Command {
+    match cpu {
         Some(cpu) => {
             let mut cmd = Command::new("taskset");
             cmd.args(["-c", &cpu.to_string(), "node"]);
             cmd
         }
         None => Command::new("node"),
-    };
-    cmd.arg(dir.join("uws-server.mjs")).arg(mode);
-    Ok(cmd)
+    }
 }
 
 impl Drop for ServerProc {
