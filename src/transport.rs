@@ -120,7 +120,7 @@ pub enum ServerStream {
     Plain(TcpStream),
     /// TLS over TCP.
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<crate::tls::ServerTlsStream<TcpStream>>),
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),

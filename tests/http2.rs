@@ -456,7 +456,7 @@ async fn the_client_falls_back_when_http2_lacks_extended_connect() {
                 let Ok(stream) = tls.accept(tcp).await else {
                     return;
                 };
-                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                if stream.alpn_protocol() == Some(b"h2") {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
                 let service =

@@ -1,5 +1,6 @@
 //! The `idle` mode: server memory per idle (handshaken, silent) connection, plain or, with
-//! `--tls`, over TLS (every server on the library's `ServerTls`, so the same rustls stack).
+//! `--tls`, over TLS (ours on the library's `ServerTls`, the others on tokio-rustls, one rustls
+//! configuration).
 
 use std::time::Duration;
 
@@ -24,8 +25,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ));
     }
     let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
-    // With --tls every server terminates TLS with the library's ServerTls (the same rustls
-    // stack), and every idle connection is a TLS session.
+    // With --tls every idle connection is a TLS session, on one rustls configuration.
     let tls = if opts.tls {
         let cert = crate::tls::Certificate::generate()?;
         let _ = sys::SERVER_TLS.set((cert.cert_file.clone(), cert.key_file.clone()));

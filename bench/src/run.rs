@@ -111,8 +111,8 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         let cert = crate::tls::Certificate::generate()?;
         let _ = sys::SERVER_TLS.set((cert.cert_file.clone(), cert.key_file.clone()));
         notes.push(
-            "every connection over TLS (rustls with ring, TLS 1.3, the library's ServerTls \
-             on every server)"
+            "every connection over TLS (rustls with ring, TLS 1.3, one configuration: the \
+             library's ServerTls for elo and elo-events, tokio-rustls for the others)"
                 .to_owned(),
         );
         Some(Arc::new(cert))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use enim_labore_occaecati::tls::ServerTls;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -55,7 +55,8 @@ impl Impl {
 }
 
 /// Entry point of the `server` subcommand. Prints `READY <addr>` on stdout once listening.
-/// With `tls`, every connection is TLS first, through the library's `ServerTls`.
+/// With `tls`, every connection is TLS first: the library's `ServerTls` for ours, tokio-rustls
+/// on the same configuration for the others.
 pub fn run(
     imp: Impl,
     addr: SocketAddr,
@@ -158,6 +159,18 @@ async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
     }
 }
 
+/// TLS as tokio-tungstenite's and fastwebsockets' users terminate it: tokio-rustls (rustls'
+/// buffered API), on the same rustls configuration as ours (the library's `ServerTls`, on
+/// rustls' unbuffered API).
+async fn their_tls(
+    tls: &ServerTls,
+    stream: TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio_rustls::TlsAcceptor::from(tls.rustls_config())
+        .accept(stream)
+        .await
+}
+
 /// tokio-tungstenite, as in its `examples/echo-server.rs`: `accept_async`, split, and
 /// `forward` the (data-only) read half into the write half. `Forward` flushes the sink only
 /// when the stream has nothing ready, so it batches replies too. Default `WebSocketConfig`
@@ -173,7 +186,7 @@ async fn tungstenite(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), Box
         tokio::spawn(async move {
             match tls {
                 Some(tls) => {
-                    if let Ok(stream) = tls.accept(stream).await {
+                    if let Ok(stream) = their_tls(&tls, stream).await {
                         tungstenite_echo(stream).await;
                     }
                 }
@@ -208,7 +221,7 @@ async fn fastwebsockets(addr: SocketAddr, tls: Option<ServerTls>) -> Result<(), 
         tokio::spawn(async move {
             match tls {
                 Some(tls) => {
-                    if let Ok(stream) = tls.accept(stream).await {
+                    if let Ok(stream) = their_tls(&tls, stream).await {
                         fws_serve(stream).await;
                     }
                 }

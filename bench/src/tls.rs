@@ -1,7 +1,7 @@
 //! `--tls`: one self-signed certificate for `localhost`, made at start-up with rcgen, written
-//! to a temporary folder for the server processes, and trusted by the load generator. Every
-//! server terminates TLS with the library's `ServerTls` (rustls, ring), so the comparison is of
-//! the WebSocket layers over the same TLS stack.
+//! to a temporary folder for the server processes, and trusted by the load generator. Ours
+//! terminates TLS with the library's `ServerTls`, the others with tokio-rustls, on one rustls
+//! configuration (ring).
 
 use std::io;
 use std::path::PathBuf;

@@ -35,9 +35,7 @@ pub(super) async fn detect(options: &ServerBuilder, stream: ServerStream) -> Det
     }
     match &stream {
         #[cfg(feature = "tls")]
-        ServerStream::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
-            Detected::Http2(stream)
-        }
+        ServerStream::Tls(tls) if tls.alpn_protocol() == Some(b"h2") => Detected::Http2(stream),
         ServerStream::Plain(tcp) if options.http2.cleartext => {
             let mut head = [0u8; PREFACE.len()];
             let peeked = tokio::time::timeout(options.limits.timeout, async {

@@ -25,7 +25,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 
+mod server_stream;
+#[cfg(test)]
+mod tests;
+
 pub use rustls;
+pub use server_stream::ServerTlsStream;
 
 /// Why a TLS handshake failed, in the terms a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,6 +387,12 @@ impl ServerTls {
         }
     }
 
+    /// The rustls configuration, for a TLS stack of your own (tokio-rustls) on the same
+    /// certificate and settings.
+    pub fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.clone()
+    }
+
     /// The protocols offered by ALPN, in order of preference: `["h2", "http/1.1"]` for an HTTP
     /// server of your own (hyper) that serves HTTP/2 and HTTP/1.1 on one port. A `Server` sets
     /// this itself.
@@ -432,12 +443,11 @@ impl ServerTls {
     ///
     /// # Errors
     /// An [`ErrorKind::Tls`](crate::ErrorKind::Tls) error naming the failure, or an I/O error.
-    pub async fn accept<S>(&self, stream: S) -> Result<tokio_rustls::server::TlsStream<S>>
+    pub async fn accept<S>(&self, stream: S) -> Result<ServerTlsStream<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        tokio_rustls::TlsAcceptor::from(self.config.clone())
-            .accept(stream)
+        ServerTlsStream::accept(stream, self.config.clone())
             .await
             .map_err(handshake_error)
     }
