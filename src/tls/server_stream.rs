@@ -38,6 +38,11 @@ const SMALL_SLICE: usize = 1024;
 ///
 /// Idle, it holds no buffer: when a read finds nothing to read and everything encrypted has
 /// been written, its receive and send buffers are freed.
+///
+/// rustls' unbuffered connection doesn't tell the name the client asked for (SNI), which
+/// tokio-rustls' `server_name()` did; a certificate resolver of your own
+/// (`rustls::server::ResolvesServerCert`, in a configuration given to
+/// [`ServerTls::from_rustls`](super::ServerTls::from_rustls)) sees it in the client's hello.
 pub struct ServerTlsStream<S> {
     io: S,
     conn: UnbufferedServerConnection,
