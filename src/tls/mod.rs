@@ -362,7 +362,7 @@ impl ServerTls {
             .map_err(|e| Error::invalid_input(format!("invalid certificate or key: {e}")))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls {
-            config: Arc::new(config),
+            config: server_stream::noting_server_names(Arc::new(config)),
             default_alpn: true,
         })
     }
@@ -382,7 +382,7 @@ impl ServerTls {
     /// Its ALPN list is used as it is: list `h2` in it for WebSockets over HTTP/2.
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> ServerTls {
         ServerTls {
-            config,
+            config: server_stream::noting_server_names(config),
             default_alpn: false,
         }
     }

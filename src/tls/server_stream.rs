@@ -3,13 +3,15 @@
 //! send. rustls' buffered `ServerConnection` (what tokio-rustls wraps) keeps a 4 KiB receive
 //! buffer for the connection's life, about half of what an idle TLS connection costs.
 
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use rustls::server::ServerConnectionData;
 use rustls::server::UnbufferedServerConnection;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConnectionData};
+use rustls::sign::CertifiedKey;
 use rustls::unbuffered::{
     AppDataRecord, ConnectionState, EncodeError, EncryptError, ReadEarlyData, ReadTraffic,
     UnbufferedStatus,
@@ -38,11 +40,6 @@ const SMALL_SLICE: usize = 1024;
 ///
 /// Idle, it holds no buffer: when a read finds nothing to read and everything encrypted has
 /// been written, its receive and send buffers are freed.
-///
-/// rustls' unbuffered connection doesn't tell the name the client asked for (SNI), which
-/// tokio-rustls' `server_name()` did; a certificate resolver of your own
-/// (`rustls::server::ResolvesServerCert`, in a configuration given to
-/// [`ServerTls::from_rustls`](super::ServerTls::from_rustls)) sees it in the client's hello.
 pub struct ServerTlsStream<S> {
     io: S,
     conn: UnbufferedServerConnection,
@@ -66,6 +63,39 @@ pub struct ServerTlsStream<S> {
     /// The first error: every later call returns it without going back to rustls (which
     /// would process the bad record again, or let data follow a fatal alert).
     failed: Option<rustls::Error>,
+    /// The name the client asked for (SNI), noted by [`NoteServerName`].
+    server_name: Option<Box<str>>,
+}
+
+thread_local! {
+    /// The name in the last client hello whose certificate was resolved on this thread:
+    /// set by [`NoteServerName`] inside `process_tls_records`, taken right after it.
+    static HELLO_SERVER_NAME: Cell<Option<Box<str>>> = const { Cell::new(None) };
+}
+
+/// A certificate resolver that notes the name the client asked for, then asks the
+/// configuration's own. rustls resolves a certificate for every client hello (resumed sessions
+/// too), and its unbuffered connection doesn't keep the name itself.
+#[derive(Debug)]
+struct NoteServerName(Arc<dyn ResolvesServerCert>);
+
+impl ResolvesServerCert for NoteServerName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        HELLO_SERVER_NAME.set(hello.server_name().map(Box::from));
+        self.0.resolve(hello)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.0.only_raw_public_keys()
+    }
+}
+
+/// `config` with its certificate resolver wrapped in [`NoteServerName`], for
+/// [`ServerTlsStream::server_name`].
+pub(crate) fn noting_server_names(config: Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
+    let mut config = Arc::unwrap_or_clone(config);
+    config.cert_resolver = Arc::new(NoteServerName(config.cert_resolver.clone()));
+    Arc::new(config)
 }
 
 impl<S> std::fmt::Debug for ServerTlsStream<S> {
@@ -277,6 +307,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerTlsStream<S> {
             write_closed: false,
             read_room: MIN_READ_ROOM,
             failed: None,
+            server_name: None,
         };
         std::future::poll_fn(|cx| stream.poll_handshake(cx)).await?;
         Ok(stream)
@@ -284,7 +315,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerTlsStream<S> {
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let step = match self.step(Write::Nothing, None) {
+            HELLO_SERVER_NAME.set(None);
+            let step = self.step(Write::Nothing, None);
+            if let Some(name) = HELLO_SERVER_NAME.take() {
+                self.server_name = Some(name);
+            }
+            let step = match step {
                 Ok(step) => step,
                 Err(e) => {
                     // The alert, if the socket takes it now.
@@ -487,6 +523,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerTlsStream<S> {
     /// The protocol agreed by ALPN, if any.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
+    }
+
+    /// The name the client asked for (SNI), if it sent one.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
     }
 
     /// The client's certificate chain, when the configuration asked for one.

@@ -343,3 +343,20 @@ async fn tls_1_2_carries_data_both_ways_and_closes() {
     client.read_to_end(&mut echoed).await.unwrap();
     assert!(echoed == data);
 }
+
+#[tokio::test]
+async fn the_name_the_client_asked_for_is_kept() {
+    let (server_tls, client_tls) = certificate();
+    let (server, _client) = connected(client_tls.clone(), &server_tls).await;
+    assert_eq!(server.server_name(), Some("localhost"));
+
+    let mut without_sni = (*client_tls).clone();
+    without_sni.enable_sni = false;
+    let (server, _client) = connected(Arc::new(without_sni), &server_tls).await;
+    assert_eq!(server.server_name(), None);
+
+    // A configuration of the caller's own, through from_rustls, too.
+    let own = ServerTls::from_rustls(server_tls.rustls_config());
+    let (server, _client) = connected(client_tls, &own).await;
+    assert_eq!(server.server_name(), Some("localhost"));
+}
