@@ -457,6 +457,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerTlsStream<S> {
             self.incoming = Vec::new();
             self.processed = 0;
         }
+        if self.plaintext.is_empty() {
+            self.plaintext = Vec::new();
+        }
         self.outgoing.release();
     }
 
@@ -550,7 +553,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ServerTlsStream<S> {
                 buf.put_slice(&this.plaintext[this.taken..this.taken + now]);
                 this.taken += now;
                 if this.taken == this.plaintext.len() {
-                    this.plaintext = Vec::new();
+                    // Kept for the next record that outgrows the reader's buffer (the driver
+                    // reads 8 KiB at first, a record holds up to 16); freed when idle.
+                    this.plaintext.clear();
                     this.taken = 0;
                 }
                 return Poll::Ready(Ok(()));
