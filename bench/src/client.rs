@@ -105,10 +105,22 @@ async fn verify_echo_on<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     payload: &[u8],
 ) -> io::Result<()> {
+    echo_burst(&mut stream, payload, 1).await
+}
+
+/// Sends `count` messages of `payload` at once and checks that each comes back whole.
+pub async fn echo_burst<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    payload: &[u8],
+    count: usize,
+) -> io::Result<()> {
     let check = async {
-        stream.write_all(&masked_frame(payload)).await?;
+        stream
+            .write_all(&masked_frame(payload).repeat(count))
+            .await?;
         let mut buf = Vec::with_capacity(payload.len() + 64);
         let mut received = Vec::with_capacity(payload.len());
+        let mut echoed = 0;
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             // Parse whole frames out of `buf`.
@@ -124,11 +136,14 @@ async fn verify_echo_on<S: AsyncRead + AsyncWrite + Unpin>(
                 if b0 & 0x0f < 0x8 {
                     received.extend_from_slice(&buf[n..n + len as usize]);
                     if b0 & 0x80 != 0 {
-                        return if received == payload {
-                            Ok(())
-                        } else {
-                            Err(err("echo differs from what was sent"))
-                        };
+                        if received != payload {
+                            return Err(err("echo differs from what was sent"));
+                        }
+                        received.clear();
+                        echoed += 1;
+                        if echoed == count {
+                            return Ok(());
+                        }
                     }
                 }
                 buf.drain(..n + len as usize);

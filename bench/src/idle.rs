@@ -24,6 +24,12 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "RLIMIT_NOFILE is {fd_limit}, too low for {conns} connections"
         ));
     }
+    let warm = match (opts.warm, opts.payloads.as_deref()) {
+        (0, _) => None,
+        (count, None) => Some((count, 1024)),
+        (count, Some([size])) => Some((count, *size)),
+        (_, Some(_)) => return Err("idle takes one --payloads value".to_owned()),
+    };
     let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
     // With --tls every idle connection is a TLS session, on one rustls configuration.
     let tls = if opts.tls {
@@ -38,7 +44,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     for &imp in &opts.servers {
         let server = ServerProc::spawn(imp, server_cpu)
             .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
-        let row = rt.block_on(measure(&server, conns, opts.hold, tls.as_ref()));
+        let row = rt.block_on(measure(&server, conns, opts.hold, tls.as_ref(), warm));
         drop(server);
         match row {
             Ok((before, after)) => {
@@ -58,7 +64,11 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     }
 
     let over = if tls.is_some() { " over TLS" } else { "" };
-    println!("\n## Server memory per idle connection{over}\n");
+    let after_echo = match warm {
+        Some((count, size)) => format!(", after echoing {count} messages of {size} B each"),
+        None => String::new(),
+    };
+    println!("\n## Server memory per idle connection{over}{after_echo}\n");
     println!("Machine: {}", sys::machine_description());
     println!(
         "Each server in its own process (tokio current_thread); VmRSS from /proc/PID/status \
@@ -91,14 +101,30 @@ enum Idle {
 }
 
 impl Idle {
+    /// Connects; with `warm` (count, size), echoes that many messages of that size at once
+    /// before going idle (a connection that was busy must not keep what the burst needed).
     async fn open(
         addr: std::net::SocketAddr,
         timeout: Duration,
         tls: Option<&crate::tls::Certificate>,
+        warm: Option<(usize, usize)>,
     ) -> std::io::Result<Idle> {
+        let payload = |size| vec![0x5a; size];
         Ok(match tls {
-            Some(tls) => Idle::Tls(Box::new(client::connect_tls(addr, timeout, tls).await?)),
-            None => Idle::Plain(client::connect(addr, timeout).await?),
+            Some(tls) => {
+                let mut stream = client::connect_tls(addr, timeout, tls).await?;
+                if let Some((count, size)) = warm {
+                    client::echo_burst(&mut stream, &payload(size), count).await?;
+                }
+                Idle::Tls(Box::new(stream))
+            }
+            None => {
+                let mut stream = client::connect(addr, timeout).await?;
+                if let Some((count, size)) = warm {
+                    client::echo_burst(&mut stream, &payload(size), count).await?;
+                }
+                Idle::Plain(stream)
+            }
         })
     }
 
@@ -115,13 +141,14 @@ async fn measure(
     conns: usize,
     hold: Duration,
     tls: Option<&std::sync::Arc<crate::tls::Certificate>>,
+    warm: Option<(usize, usize)>,
 ) -> Result<(u64, u64), String> {
     let timeout = Duration::from_secs(10);
     // One connection first, so one-time allocations are in the baseline.
-    let warm = Idle::open(server.addr, timeout, tls.map(|t| &**t))
+    let first = Idle::open(server.addr, timeout, tls.map(|t| &**t), warm)
         .await
         .map_err(|e| format!("warm-up connection: {e}"))?;
-    drop(warm);
+    drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = server.rss().map_err(|e| e.to_string())?;
 
@@ -132,7 +159,7 @@ async fn measure(
         for _ in 0..batch {
             let tls = tls.cloned();
             let addr = server.addr;
-            set.spawn(async move { Idle::open(addr, timeout, tls.as_deref()).await });
+            set.spawn(async move { Idle::open(addr, timeout, tls.as_deref(), warm).await });
         }
         while let Some(r) = set.join_next().await {
             match r {

@@ -5,7 +5,7 @@
 //! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
 //!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin] [--tls]
 //!                 [--baseline PATH]
-//! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
+//! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin] [--warm N [--payloads B]]
 //! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
 //!                        [--inflight ..] [--no-pin]
 //! elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
@@ -37,6 +37,8 @@ const USAGE: &str = "usage:
                   [--tls]   (every connection over TLS, one rustls stack for all servers)
                   [--baseline PATH]   (server `baseline`: elo from another elo-bench build)
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin] [--tls]
+                  [--warm N [--payloads B]]   (each connection echoes N messages of B bytes
+                  at once, 1024 unless told, before it goes idle)
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
@@ -142,6 +144,8 @@ pub struct Opts {
     pub pin: bool,
     pub hold: Duration,
     pub tls: bool,
+    /// `idle`: messages each connection echoes before it goes idle.
+    pub warm: usize,
 }
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
@@ -181,6 +185,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         pin: true,
         hold: Duration::from_secs(1),
         tls: false,
+        warm: 0,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -205,6 +210,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--hold" => opts.hold = secs(&value()?, "--hold")?,
             "--no-pin" => opts.pin = false,
             "--tls" => opts.tls = true,
+            "--warm" => opts.warm = value()?.parse().map_err(|_| "bad --warm")?,
             "--baseline" => {
                 let exe = std::path::PathBuf::from(value()?);
                 if !exe.is_file() {

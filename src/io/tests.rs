@@ -1,4 +1,4 @@
-//! The driver's read buffers, over an in-memory pipe.
+//! The driver's buffers, over an in-memory pipe or loopback TCP.
 
 use std::time::Duration;
 
@@ -363,4 +363,63 @@ async fn a_write_buffer_mark_of_zero_still_sends() {
     client.send("two").await.unwrap();
     assert_eq!(server.recv().await.unwrap(), Some(Message::text("one")));
     assert_eq!(server.recv().await.unwrap(), Some(Message::text("two")));
+}
+
+/// A connection that wrote all it owed keeps no output buffer, over a real socket: its staging
+/// buffer goes to the thread's spares, and the next message is staged in it again (no
+/// allocation per message). The partial writes and the size bound are the core's tests.
+#[tokio::test]
+async fn a_connection_that_wrote_everything_keeps_no_output_buffer() {
+    use crate::proto::connection::spares;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connected, accepted) =
+        tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let mut client = WebSocket::from_raw(connected.unwrap(), Role::Client, Config::default());
+    let mut server = WebSocket::from_raw(accepted.unwrap().0, Role::Server, Config::default());
+    // Messages of 1 KiB, echoed: replies staged (copied), not queued as shared payloads.
+    async fn burst(
+        client: &mut WebSocket<tokio::net::TcpStream>,
+        server: &mut WebSocket<tokio::net::TcpStream>,
+        count: usize,
+    ) {
+        for i in 0..count {
+            client
+                .feed(Message::binary(vec![i as u8; 1024]))
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+        let mut received = Vec::new();
+        for _ in 0..count {
+            received.push(server.recv().await.unwrap().expect("a message"));
+        }
+        // Staged together, then written.
+        for message in &received {
+            server.conn.send(message).unwrap();
+        }
+        assert!(server.conn.output_capacity() >= count * 1024);
+        server.flush().await.unwrap();
+        assert_eq!(
+            server.conn.output_capacity(),
+            0,
+            "all written: no buffer kept"
+        );
+        for i in 0..count {
+            let echo = client.recv().await.unwrap().expect("an echo");
+            assert_eq!(echo, Message::binary(vec![i as u8; 1024]));
+        }
+        assert_eq!(client.conn.output_capacity(), 0);
+    }
+    burst(&mut client, &mut server, 16).await;
+    let spares = spares::staging();
+    assert!(
+        spares.iter().any(|&(_, capacity)| capacity >= 16 * 1024),
+        "the burst's buffer is a spare: {spares:?}"
+    );
+    // One message at a time: staged in the spares, no new buffer.
+    for _ in 0..3 {
+        burst(&mut client, &mut server, 1).await;
+        assert_eq!(spares::staging(), spares, "the same buffers, reused");
+    }
 }

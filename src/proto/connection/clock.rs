@@ -84,7 +84,9 @@ impl Connection {
             // The heartbeat stops when the close handshake starts; the close timeout takes over.
             self.heartbeat = None;
             let timeout = self.config.close_timeout;
-            let deadline = *self.close_deadline.get_or_insert(now + timeout);
+            let deadline = **self
+                .close_deadline
+                .get_or_insert_with(|| Box::new(now + timeout));
             if now >= deadline {
                 self.time_out(Failure::CloseTimeout);
                 return true;
@@ -120,7 +122,7 @@ impl Connection {
             return None;
         }
         let close = if self.state() != State::Open {
-            self.close_deadline
+            self.close_deadline.as_deref().copied()
         } else {
             None
         };

@@ -101,7 +101,13 @@ impl Connection {
 
     fn parse(&mut self) -> Result<Option<Message>, ProtocolError> {
         loop {
-            if self.frame.is_none() {
+            let (header, len) = if let Some(mut frame) = self.frame.take() {
+                if !self.unmask_received(&mut frame)? {
+                    self.frame = Some(frame);
+                    return Ok(None);
+                }
+                (frame.header, frame.len)
+            } else {
                 let Some((header, header_len)) = FrameHeader::decode(&self.read_buf)? else {
                     return Ok(None);
                 };
@@ -110,42 +116,19 @@ impl Connection {
                 }
                 let len = self.accept_header(&header)?;
                 self.read_buf.advance(header_len);
-                self.frame = Some(IncomingFrame {
+                let mut frame = IncomingFrame {
                     header,
                     len,
                     processed: 0,
-                });
-            }
-            let Some(frame) = self.frame.as_mut() else {
-                continue;
-            };
-            let available = self.read_buf.len().min(frame.len);
-            if available > frame.processed {
-                let fresh = &mut self.read_buf[frame.processed..available];
-                if let Some(key) = frame.header.mask {
-                    apply_mask(fresh, key, frame.processed);
-                }
-                let is_text = match frame.header.opcode {
-                    OpCode::Text | OpCode::Continuation => matches!(
-                        &self.message,
-                        Some(m) if m.kind == DataKind::Text && !m.compressed
-                    ),
-                    _ => false,
                 };
-                if is_text && self.config.validate_utf8 {
-                    let last = frame.header.fin && available == frame.len;
-                    self.utf8
-                        .feed(fresh, last)
-                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                if !self.unmask_received(&mut frame)? {
+                    // Boxed only while partly received: a connection holds it for its whole
+                    // life, and most frames arrive whole.
+                    self.frame = Some(Box::new(frame));
+                    return Ok(None);
                 }
-                frame.processed = available;
-            }
-            if available < frame.len {
-                return Ok(None);
-            }
-            let header = frame.header;
-            let len = frame.len;
-            self.frame = None;
+                (header, len)
+            };
             self.last_frame_len = len;
             // The payload shares the read buffer's allocation; once the application drops it,
             // the next read reuses the allocation (`BytesMut::reserve` reclaims it).
@@ -154,6 +137,33 @@ impl Connection {
                 return Ok(Some(message));
             }
         }
+    }
+
+    /// Unmasks (and checks as UTF-8) the payload bytes of `frame` received since the last
+    /// call. Returns whether the whole payload is in the read buffer.
+    fn unmask_received(&mut self, frame: &mut IncomingFrame) -> Result<bool, ProtocolError> {
+        let available = self.read_buf.len().min(frame.len);
+        if available > frame.processed {
+            let fresh = &mut self.read_buf[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.processed);
+            }
+            let is_text = match frame.header.opcode {
+                OpCode::Text | OpCode::Continuation => matches!(
+                    &self.message,
+                    Some(m) if m.kind == DataKind::Text && !m.compressed
+                ),
+                _ => false,
+            };
+            if is_text && self.config.validate_utf8 {
+                let last = frame.header.fin && available == frame.len;
+                self.utf8
+                    .feed(fresh, last)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            frame.processed = available;
+        }
+        Ok(available == frame.len)
     }
 
     /// Whether the frame just decoded is a whole, valid data message already in the buffer:
@@ -247,13 +257,14 @@ impl Connection {
                     DataKind::Binary
                 };
                 self.utf8 = Utf8Validator::new();
-                self.message = Some(IncomingMessage {
+                // Boxed for the same reason as a partial frame: most messages are one frame.
+                self.message = Some(Box::new(IncomingMessage {
                     kind,
                     fragments: 1,
                     size: len,
                     compressed: compressed_start,
                     buf: BytesMut::new(),
-                });
+                }));
             }
             _ => unreachable!("control opcodes returned above"),
         }

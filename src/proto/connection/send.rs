@@ -205,11 +205,10 @@ impl Connection {
     /// buffer queued as it is otherwise (many connections then hold one copy).
     fn queue_frame(&mut self, frame: &Bytes) {
         if frame.len() < SHARED_FRAME_MIN {
-            self.staging.extend_from_slice(frame);
+            self.staging_room(frame.len()).extend_from_slice(frame);
         } else {
             self.seal_staging();
-            self.queued_len += frame.len();
-            self.queue.push_back(frame.clone());
+            self.queue_chunk(frame.clone());
         }
     }
 
@@ -305,9 +304,8 @@ impl Connection {
             payload_len: payload.len() as u64,
         };
         let copied = mask.is_some() || payload.len() < VECTORED_MIN;
-        self.staging
-            .reserve(MAX_HEADER_LEN + if copied { payload.len() } else { 0 });
-        header.encode(&mut self.staging);
+        let staging = self.staging_room(MAX_HEADER_LEN + if copied { payload.len() } else { 0 });
+        header.encode(staging);
         match mask {
             Some(key) => {
                 // Mask into our own buffer, never the caller's payload.
@@ -317,8 +315,7 @@ impl Connection {
             }
             None if payload.len() >= VECTORED_MIN => {
                 self.seal_staging();
-                self.queued_len += payload.len();
-                self.queue.push_back(payload.clone());
+                self.queue_chunk(payload.clone());
             }
             None => self.staging.extend_from_slice(payload),
         }
@@ -327,8 +324,12 @@ impl Connection {
     pub(super) fn seal_staging(&mut self) {
         if !self.staging.is_empty() {
             let chunk = self.staging.split().freeze();
-            self.queued_len += chunk.len();
-            self.queue.push_back(chunk);
+            if self.staging.capacity() == 0 {
+                // Split when full: no room left, yet it would share the allocation with the
+                // chunk (and keep it once the chunk is written).
+                self.staging = BytesMut::new();
+            }
+            self.queue_chunk(chunk);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::proto::close::CloseFrame;
+use crate::proto::connection::spares;
 use crate::proto::error::ProtocolError;
 use crate::proto::message::{Message, Utf8Bytes};
 use proptest::prelude::*;
@@ -609,4 +610,92 @@ fn a_batch_goes_out_as_its_messages_would_one_by_one() {
             }
         }
     }
+}
+
+/// Writes all of `conn`'s output in pieces of `piece` bytes (partial writes).
+fn write_in_pieces(conn: &mut Connection, piece: usize) -> usize {
+    let mut written = 0;
+    while conn.has_output() {
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = conn.output_slices(&mut slices);
+        let available: usize = slices[..n].iter().map(|s| s.len()).sum();
+        let step = available.min(piece);
+        conn.consume_output(step);
+        written += step;
+    }
+    written
+}
+
+/// Written in pieces (each advancing the staging buffer's start), a staging buffer goes to the
+/// thread's spares with its whole allocation once all is written, and one over 64 KiB is freed
+/// instead: the bound is checked on the allocation, not on what the advances left of it.
+#[test]
+fn a_staging_buffer_written_in_pieces_goes_to_the_spares_whole_or_is_freed() {
+    for (messages, kept) in [(16, true), (100, false)] {
+        let mut conn = server();
+        for _ in 0..messages {
+            conn.send(&Message::binary(vec![7u8; 1024])).unwrap();
+        }
+        let staged = conn.buffered_amount();
+        assert_eq!(write_in_pieces(&mut conn, 10_000), staged);
+        assert_eq!(
+            conn.output_capacity(),
+            0,
+            "nothing kept once all is written"
+        );
+        let spares = spares::staging();
+        if kept {
+            assert_eq!(spares.len(), 1, "{spares:?}");
+            assert!(spares[0].1 >= staged, "the whole allocation: {spares:?}");
+            // The next message is staged in it.
+            conn.send(&Message::binary(vec![7u8; 1024])).unwrap();
+            assert!(spares::staging().is_empty());
+            assert!(conn.output_capacity() >= staged);
+            write_in_pieces(&mut conn, 10_000);
+        } else {
+            assert!(
+                spares
+                    .iter()
+                    .all(|&(_, capacity)| capacity <= spares::MAX_STAGING),
+                "{spares:?}"
+            );
+            assert!(spares.len() <= 1, "only the earlier buffer: {spares:?}");
+        }
+    }
+}
+
+/// Large payloads are queued as shared chunks after what is staged (sealed first): written in
+/// pieces, they come out in order, and the frame list goes to the spares too.
+#[test]
+fn shared_chunks_and_staged_frames_come_out_in_order_and_leave_nothing_behind() {
+    let mut conn = server();
+    let large = vec![9u8; 20_000];
+    conn.send(&Message::binary(vec![1u8; 10])).unwrap();
+    conn.send(&Message::binary(large.clone())).unwrap();
+    conn.send(&Message::binary(vec![2u8; 10])).unwrap();
+    let expected = {
+        let mut copy = server();
+        copy.send(&Message::binary(vec![1u8; 10])).unwrap();
+        copy.send(&Message::binary(large.clone())).unwrap();
+        copy.send(&Message::binary(vec![2u8; 10])).unwrap();
+        copy.take_output()
+    };
+    let mut out = Vec::new();
+    while conn.has_output() {
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = conn.output_slices(&mut slices);
+        // Partial writes of 3 000 bytes at most, across slice boundaries.
+        let mut step = 0;
+        for slice in &slices[..n] {
+            let take = slice.len().min(3_000 - step);
+            out.extend_from_slice(&slice[..take]);
+            step += take;
+            if step == 3_000 {
+                break;
+            }
+        }
+        conn.consume_output(step);
+    }
+    assert_eq!(out, &expected[..]);
+    assert_eq!(conn.output_capacity(), 0);
 }
