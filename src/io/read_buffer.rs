@@ -7,6 +7,7 @@ use bytes::BytesMut;
 
 use crate::proto::connection::Connection;
 use crate::proto::frame::MAX_HEADER_LEN;
+use crate::proto::spares::{Spares, READ_BUFFERS};
 
 /// Smallest read: big enough that small frames rarely straddle reads.
 pub(super) const READ_CHUNK: usize = 8 << 10;
@@ -14,13 +15,6 @@ pub(super) const READ_CHUNK: usize = 8 << 10;
 pub(super) const READ_MAX_STEP: usize = 64 << 10;
 /// A large frame's buffer, when full, grows to this many times the bytes it holds.
 pub(super) const FRAME_GROWTH: usize = 4;
-/// Spare read buffers kept per thread (each at most `READ_MAX_STEP` bytes).
-const SPARE_READ_BUFFERS_MAX: usize = 16;
-
-thread_local! {
-    pub(super) static SPARE_READ_BUFFERS: std::cell::RefCell<Vec<BytesMut>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// A connection's read sizing: its read chunk, which adapts to how busy it is, and whether its
 /// buffer is a spare not grown since.
@@ -88,7 +82,7 @@ impl ReadSizing {
                 self.small = false;
             }
         } else if buf.capacity() == 0 {
-            if let Some(spare) = SPARE_READ_BUFFERS.with(|pool| pool.borrow_mut().pop()) {
+            if let Some(spare) = READ_BUFFERS.with(Spares::take) {
                 *buf = spare;
                 self.small = true;
             } else if buf.is_empty() {
@@ -184,12 +178,7 @@ impl ReadSizing {
             reclaimed && spare.capacity() <= READ_MAX_STEP
         };
         if keep {
-            SPARE_READ_BUFFERS.with(|pool| {
-                let mut pool = pool.borrow_mut();
-                if pool.len() < SPARE_READ_BUFFERS_MAX {
-                    pool.push(spare);
-                }
-            });
+            READ_BUFFERS.with(|spares| spares.give(spare));
         }
     }
 }

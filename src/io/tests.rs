@@ -5,12 +5,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::read_buffer::{FRAME_GROWTH, READ_MAX_STEP, SPARE_READ_BUFFERS};
+use super::read_buffer::{FRAME_GROWTH, READ_MAX_STEP};
 use super::WebSocket;
 use crate::config::Config;
 use crate::proto::connection::Role;
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::message::Message;
+use crate::proto::spares::{Spares, READ_BUFFERS, STAGING};
 
 /// A masked binary frame header with a zero mask key (so the payload bytes go on the wire
 /// as they are).
@@ -94,14 +95,7 @@ async fn idle_read_buffer_goes_to_the_spares_but_a_large_one_is_freed() {
     // The header of a masked frame of SMALL bytes: 2 bytes, a 16-bit length and the key.
     const HEADER: usize = 8;
     // (start address, capacity) of each spare buffer.
-    let pooled = || {
-        SPARE_READ_BUFFERS.with(|pool| {
-            let pool = pool.borrow();
-            pool.iter()
-                .map(|spare| (spare.as_ptr() as usize, spare.capacity()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let pooled = || READ_BUFFERS.with(Spares::buffers);
     let (mut peer, local) = tokio::io::duplex(2 << 20);
     let mut ws = WebSocket::from_raw(local, Role::Server, Config::default());
     // Echo one message of `len` bytes and wait until the connection is idle; the address of
@@ -370,7 +364,6 @@ async fn a_write_buffer_mark_of_zero_still_sends() {
 /// allocation per message). The partial writes and the size bound are the core's tests.
 #[tokio::test]
 async fn a_connection_that_wrote_everything_keeps_no_output_buffer() {
-    use crate::proto::connection::spares;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (connected, accepted) =
@@ -412,7 +405,7 @@ async fn a_connection_that_wrote_everything_keeps_no_output_buffer() {
         assert_eq!(client.conn.output_capacity(), 0);
     }
     burst(&mut client, &mut server, 16).await;
-    let spares = spares::staging();
+    let spares = STAGING.with(Spares::buffers);
     assert!(
         spares.iter().any(|&(_, capacity)| capacity >= 16 * 1024),
         "the burst's buffer is a spare: {spares:?}"
@@ -420,6 +413,10 @@ async fn a_connection_that_wrote_everything_keeps_no_output_buffer() {
     // One message at a time: staged in the spares, no new buffer.
     for _ in 0..3 {
         burst(&mut client, &mut server, 1).await;
-        assert_eq!(spares::staging(), spares, "the same buffers, reused");
+        assert_eq!(
+            STAGING.with(Spares::buffers),
+            spares,
+            "the same buffers, reused"
+        );
     }
 }

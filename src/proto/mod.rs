@@ -13,6 +13,7 @@ pub(crate) mod frame;
 pub(crate) mod mask;
 pub(crate) mod message;
 pub(crate) mod prepared;
+pub(crate) mod spares;
 pub(crate) mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

@@ -24,8 +24,6 @@
 
 mod clock;
 mod output;
-#[cfg(test)]
-pub(crate) use output::spares;
 mod receive;
 mod send;
 

@@ -6,6 +6,12 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::Connection;
 use crate::proto::frame::OpCode;
+use crate::proto::spares::{Spares, FRAME_LISTS, STAGING};
+
+/// Larger staging buffers (a burst of replies) are freed, not kept as spares.
+pub(super) const MAX_SPARE_STAGING: usize = 64 << 10;
+/// Longer frame lists too.
+const MAX_SPARE_FRAME_LIST: usize = 16;
 
 impl Connection {
     /// Bytes waiting to be written (the seed's `bufferedAmount`).
@@ -85,8 +91,30 @@ impl Connection {
             // would otherwise pin its staging buffer, or its list of shared frames, for as long
             // as it stays idle). Both go to this thread's spares for the next connection with
             // something to send.
-            if self.staging.capacity() > 0 || self.queue.capacity() > 0 {
-                spares::give_back(&mut self.staging, &mut self.queue);
+            self.release_output();
+        }
+    }
+
+    /// Hands the empty staging buffer and frame list to this thread's spares, each if it holds
+    /// memory and not too much; frees them otherwise.
+    fn release_output(&mut self) {
+        if self.staging.capacity() > 0 {
+            // A buffer whose start moved (a partial write advanced it) or whose front was
+            // handed out (sealed into a queued chunk, written and dropped since: nothing else
+            // shares it) takes its whole allocation back, so the size checked is the
+            // allocation's.
+            let _ = self
+                .staging
+                .try_reclaim(self.staging.capacity().saturating_add(1));
+            let staging = std::mem::take(&mut self.staging);
+            if staging.capacity() <= MAX_SPARE_STAGING {
+                STAGING.with(|spares| spares.give(staging));
+            }
+        }
+        if self.queue.capacity() > 0 {
+            let queue = std::mem::take(&mut self.queue);
+            if queue.capacity() <= MAX_SPARE_FRAME_LIST {
+                FRAME_LISTS.with(|spares| spares.give(queue));
             }
         }
     }
@@ -95,7 +123,7 @@ impl Connection {
     /// this thread's spares.
     pub(super) fn staging_room(&mut self, additional: usize) -> &mut BytesMut {
         if self.staging.capacity() == 0 {
-            if let Some(spare) = spares::take_staging() {
+            if let Some(spare) = STAGING.with(Spares::take) {
                 self.staging = spare;
             }
         }
@@ -107,7 +135,7 @@ impl Connection {
     /// spares.
     pub(super) fn queue_chunk(&mut self, chunk: Bytes) {
         if self.queue.capacity() == 0 {
-            if let Some(spare) = spares::take_queue() {
+            if let Some(spare) = FRAME_LISTS.with(Spares::take) {
                 self.queue = spare;
             }
         }
@@ -132,94 +160,5 @@ impl Connection {
         }
         self.queued_len = 0;
         out
-    }
-}
-
-/// The staging buffers and frame lists of connections that wrote everything they owed, for
-/// the next ones with something to send: idle connections hold none, and a connection that
-/// exchanges one message at a time doesn't allocate them per message.
-pub(crate) mod spares {
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-
-    use bytes::{Bytes, BytesMut};
-
-    /// Spares of each kind kept per thread.
-    const MAX_SPARES: usize = 16;
-    /// Larger staging buffers (a burst of replies) are freed, not kept.
-    pub(crate) const MAX_STAGING: usize = 64 << 10;
-    /// Longer frame lists too.
-    const MAX_QUEUE: usize = 16;
-
-    struct Spares {
-        staging: Vec<BytesMut>,
-        queues: Vec<VecDeque<Bytes>>,
-    }
-
-    thread_local! {
-        static SPARES: RefCell<Spares> = const {
-            RefCell::new(Spares {
-                staging: Vec::new(),
-                queues: Vec::new(),
-            })
-        };
-    }
-
-    pub(super) fn take_staging() -> Option<BytesMut> {
-        SPARES.with(|spares| spares.borrow_mut().staging.pop())
-    }
-
-    pub(super) fn take_queue() -> Option<VecDeque<Bytes>> {
-        SPARES.with(|spares| spares.borrow_mut().queues.pop())
-    }
-
-    /// Takes an empty staging buffer and an empty frame list from a connection: each is kept
-    /// if it holds memory and not too much, freed otherwise.
-    pub(super) fn give_back(staging: &mut BytesMut, queue: &mut VecDeque<Bytes>) {
-        let mut keep_staging = false;
-        if staging.capacity() > 0 {
-            // A buffer whose start moved (a partial write advanced it) or whose front was
-            // handed out (sealed into a queued chunk, written and dropped since: nothing else
-            // shares it) takes its whole allocation back, so the size checked is the
-            // allocation's.
-            let _ = staging.try_reclaim(staging.capacity().saturating_add(1));
-            keep_staging = staging.capacity() <= MAX_STAGING;
-            if !keep_staging {
-                *staging = BytesMut::new();
-            }
-        }
-        let keep_queue = (1..=MAX_QUEUE).contains(&queue.capacity());
-        if !keep_queue && queue.capacity() > 0 {
-            *queue = VecDeque::new();
-        }
-        if keep_staging || keep_queue {
-            SPARES.with(|spares| {
-                let mut spares = spares.borrow_mut();
-                if keep_staging {
-                    let staging = std::mem::take(staging);
-                    if spares.staging.len() < MAX_SPARES {
-                        spares.staging.push(staging);
-                    }
-                }
-                if keep_queue {
-                    let queue = std::mem::take(queue);
-                    if spares.queues.len() < MAX_SPARES {
-                        spares.queues.push(queue);
-                    }
-                }
-            });
-        }
-    }
-
-    /// (start address, capacity) of each spare staging buffer, for tests.
-    #[cfg(test)]
-    pub(crate) fn staging() -> Vec<(usize, usize)> {
-        SPARES.with(|spares| {
-            let spares = spares.borrow();
-            let buffers = spares.staging.iter();
-            buffers
-                .map(|b| (b.as_ptr() as usize, b.capacity()))
-                .collect()
-        })
     }
 }

@@ -1,11 +1,12 @@
 //! Byte-vector tests of the protocol core. Each input is fed whole, byte by byte and in random
 //! splits, and must give the same messages and output.
 
+use super::output::MAX_SPARE_STAGING;
 use super::*;
 use crate::proto::close::CloseFrame;
-use crate::proto::connection::spares;
 use crate::proto::error::ProtocolError;
 use crate::proto::message::{Message, Utf8Bytes};
+use crate::proto::spares::{Spares, STAGING};
 use proptest::prelude::*;
 use std::io::IoSlice;
 
@@ -643,20 +644,20 @@ fn a_staging_buffer_written_in_pieces_goes_to_the_spares_whole_or_is_freed() {
             0,
             "nothing kept once all is written"
         );
-        let spares = spares::staging();
+        let spares = STAGING.with(Spares::buffers);
         if kept {
             assert_eq!(spares.len(), 1, "{spares:?}");
             assert!(spares[0].1 >= staged, "the whole allocation: {spares:?}");
             // The next message is staged in it.
             conn.send(&Message::binary(vec![7u8; 1024])).unwrap();
-            assert!(spares::staging().is_empty());
+            assert!(STAGING.with(Spares::buffers).is_empty());
             assert!(conn.output_capacity() >= staged);
             write_in_pieces(&mut conn, 10_000);
         } else {
             assert!(
                 spares
                     .iter()
-                    .all(|&(_, capacity)| capacity <= spares::MAX_STAGING),
+                    .all(|&(_, capacity)| capacity <= MAX_SPARE_STAGING),
                 "{spares:?}"
             );
             assert!(spares.len() <= 1, "only the earlier buffer: {spares:?}");
