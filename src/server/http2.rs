@@ -12,7 +12,7 @@ use h2::RecvStream;
 use http::{Request, Response};
 
 use super::accept::{connection, decide, ClientInfo, Decision};
-use super::{registry, ServerBuilder, ServerStream, Shared};
+use super::{connection_task, ConnectionGuard, ServerBuilder, ServerStream, Shared};
 use crate::handshake::server::{
     connect_accept_headers, http2_head, rejection, remove_connection_headers,
 };
@@ -147,29 +147,41 @@ pub(super) async fn serve<F, Fut>(
     }
 }
 
-/// One stream's task: the decision, the answer, then the handler.
-async fn run_stream<F, Fut>(
+/// One stream's task: the decision, the answer, then the handler. As for a connection's task
+/// (`run_connection`), the decision runs in a boxed future that owns the request, so the task
+/// keeps room only for the handler's future, the guard and a pointer while the stream is open.
+fn run_stream<F, Fut>(
     shared: Arc<Shared>,
     handler: Arc<F>,
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
     remote: Option<SocketAddr>,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let _untrack = registry::UntrackTask(&shared.registry);
-    let mut registration = registry::Unregister {
-        registry: &shared.registry,
-        id: None,
-    };
-    let opened = Box::pin(open_stream(&shared, request, respond, remote)).await;
-    let Some((ws, info)) = opened else { return };
-    let connection = match shared.register(ws, info, &mut registration).await {
-        Some((ws, info)) => handler(ws, info),
-        None => return,
-    };
-    connection.await;
+    let opening = open_and_register(shared, handler, request, respond, remote);
+    connection_task(Box::pin(opening))
+}
+
+/// [`run_stream`]'s decision and registration: the handler's future for the stream, and the
+/// guard that undoes its bookkeeping when the task ends.
+async fn open_and_register<F, Fut>(
+    shared: Arc<Shared>,
+    handler: Arc<F>,
+    request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    remote: Option<SocketAddr>,
+) -> Option<(Fut, ConnectionGuard)>
+where
+    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut guard = ConnectionGuard::new(shared.clone());
+    let (ws, info) = open_stream(&shared, request, respond, remote).await?;
+    let (ws, info) = shared.register(ws, info, &mut guard).await?;
+    Some((handler(ws, info), guard))
 }
 
 /// Decides on a stream's request (within the handshake timeout) and answers it: `200` and a

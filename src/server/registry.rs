@@ -298,26 +298,3 @@ impl Registry {
         }
     }
 }
-
-/// Removes a client, once registered, when its task ends (or is aborted).
-pub(super) struct Unregister<'a> {
-    pub(super) registry: &'a Registry,
-    pub(super) id: Option<ClientId>,
-}
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.registry.unregister(id);
-        }
-    }
-}
-
-/// Forgets the current task's abort handle when the task ends.
-pub(super) struct UntrackTask<'a>(pub(super) &'a Registry);
-
-impl Drop for UntrackTask<'_> {
-    fn drop(&mut self) {
-        self.0.untrack_current_task();
-    }
-}
