@@ -2,11 +2,13 @@
 //! `--tls`, over TLS (ours on the library's `ServerTls`, the others on tokio-rustls, one rustls
 //! configuration).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use crate::client;
+use crate::massif;
 use crate::sys::{self, ServerProc};
 use crate::Opts;
 
@@ -40,12 +42,48 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         None
     };
 
+    let massif_dir = if opts.massif {
+        sys::require_valgrind(&["valgrind", "vgdb"])?;
+        if opts.servers.contains(&crate::servers::Impl::Uws) {
+            return Err("uws can't run under massif: leave it out of --servers".to_owned());
+        }
+        let dir = std::env::temp_dir().join(format!("elo-bench-massif-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Some(dir)
+    } else {
+        None
+    };
     let mut rows = Vec::new();
+    let mut heaps = Vec::new();
     for &imp in &opts.servers {
-        let server = ServerProc::spawn(imp, server_cpu)
-            .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
-        let row = rt.block_on(measure(&server, conns, opts.hold, tls.as_ref(), warm));
+        let server = match &massif_dir {
+            Some(dir) => ServerProc::spawn_under(
+                imp,
+                server_cpu,
+                &massif::wrapper(dir, imp.name()),
+                sys::VALGRIND_START,
+            ),
+            None => ServerProc::spawn(imp, server_cpu),
+        }
+        .map_err(|e| format!("starting {} server: {e}", imp.name()))?;
+        let snapshots = massif_dir
+            .as_deref()
+            .map(|dir| massif::files(dir, imp.name()));
+        let row = rt.block_on(measure(
+            &server,
+            conns,
+            opts.hold,
+            tls.as_ref(),
+            warm,
+            snapshots.as_ref(),
+        ));
         drop(server);
+        if let (Ok(_), Some((before, after))) = (&row, &snapshots) {
+            match (massif::read(before), massif::read(after)) {
+                (Ok(before), Ok(after)) => heaps.push((imp.name(), before, after)),
+                (Err(e), _) | (_, Err(e)) => eprintln!("{}: {e}", imp.name()),
+            }
+        }
         match row {
             Ok((before, after)) => {
                 eprintln!(
@@ -90,6 +128,18 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                 after.saturating_sub(before) / conns as u64
             );
         }
+    }
+    if massif_dir.is_some() {
+        println!(
+            "\nUnder massif, RSS includes valgrind's own memory: read the heap figures below \
+             instead. Heap snapshots (`vgdb detailed_snapshot`) taken where RSS is read."
+        );
+    }
+    for (name, before, after) in &heaps {
+        massif::print_breakdown(name, before, after, conns);
+    }
+    if let Some(dir) = massif_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
 }
@@ -142,6 +192,7 @@ async fn measure(
     hold: Duration,
     tls: Option<&std::sync::Arc<crate::tls::Certificate>>,
     warm: Option<(usize, usize)>,
+    snapshots: Option<&(PathBuf, PathBuf)>,
 ) -> Result<(u64, u64), String> {
     let timeout = Duration::from_secs(10);
     // One connection first, so one-time allocations are in the baseline.
@@ -151,6 +202,9 @@ async fn measure(
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = server.rss().map_err(|e| e.to_string())?;
+    if let Some((file, _)) = snapshots {
+        massif::snapshot(server.pid, file).await?;
+    }
 
     let mut streams = Vec::with_capacity(conns);
     while streams.len() < conns {
@@ -171,6 +225,9 @@ async fn measure(
     }
     tokio::time::sleep(hold).await;
     let after = server.rss().map_err(|e| e.to_string())?;
+    if let Some((_, file)) = snapshots {
+        massif::snapshot(server.pid, file).await?;
+    }
     // Every connection must still be open (the server sent nothing and closed nothing).
     let mut probe = [0u8; 16];
     let closed = streams

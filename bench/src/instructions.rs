@@ -11,38 +11,39 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::run::{size, Load, Scenario};
 use crate::servers::Impl;
 use crate::sys::{self, ServerProc};
 use crate::Opts;
 
-/// How long a server under valgrind may take to report READY.
-const VALGRIND_START: Duration = Duration::from_secs(60);
 /// Warm-up before the counters are zeroed (valgrind translates code on first use).
 const WARMUP: Duration = Duration::from_secs(1);
 
 pub fn run(opts: &Opts) -> Result<(), String> {
-    for tool in ["valgrind", "callgrind_control"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Err(format!(
-                "{tool} not found: install valgrind (Debian package `valgrind`)"
-            ));
-        }
-    }
+    sys::require_valgrind(&["valgrind", "callgrind_control"])?;
     let scenarios = plan(opts);
     let crate::LoadGenerator { rt, server_cpu, .. } = crate::load_generator(opts.pin)?;
-    let dir = std::env::temp_dir().join(format!("elo-bench-callgrind-{}", std::process::id()));
+    // ELO_BENCH_CALLGRIND_DIR keeps the dumps there, for callgrind_annotate. Only an empty
+    // one: a count is read from the newest dump of its server, which must be this run's.
+    let kept = std::env::var_os("ELO_BENCH_CALLGRIND_DIR").map(PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("elo-bench-callgrind-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let empty = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .next()
+        .is_none();
+    if !empty {
+        return Err(format!("{} is not empty", dir.display()));
+    }
     let result = measure_all(opts, &scenarios, &rt, &dir, server_cpu);
-    let _ = std::fs::remove_dir_all(&dir);
+    if kept.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     print_report(opts, &scenarios, &result?);
     Ok(())
 }
@@ -84,7 +85,7 @@ fn measure_all(
             "--dump-instr=no".to_owned(),
             format!("--callgrind-out-file={}", out.display()),
         ];
-        let server = ServerProc::spawn_under(imp, server_cpu, &wrapper, VALGRIND_START)
+        let server = ServerProc::spawn_under(imp, server_cpu, &wrapper, sys::VALGRIND_START)
             .map_err(|e| format!("starting {} under valgrind: {e}", imp.name()))?;
         for sc in scenarios {
             let count = rt.block_on(measure(&server, sc, opts.duration, &out));
@@ -143,46 +144,10 @@ async fn measure(
     Ok(instructions as f64 / replies as f64)
 }
 
-/// Runs `callgrind_control FLAG PID`, which returns once the running server has done it. On a
-/// blocking thread, so the load keeps going meanwhile (tokio's process support is left out: its
-/// driver would run in every server's runtime too). The child is killed if it takes longer than
-/// the timeout, so neither it nor the thread waiting for it outlives the measurement.
+/// Runs `callgrind_control FLAG PID`, which returns once the running server has done it.
 async fn callgrind_control(flag: &'static str, pid: u32) -> Result<(), String> {
-    const TIMEOUT: Duration = Duration::from_secs(30);
-    let run = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut child = Command::new("callgrind_control")
-            .arg(flag)
-            .arg(pid.to_string())
-            .stdout(Stdio::null())
-            // A few lines at most (the pipe can't fill up while it runs).
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("callgrind_control {flag}: {e}"))?;
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(_)) => {
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                    }
-                    return Err(format!("callgrind_control {flag}: {}", stderr.trim()));
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("callgrind_control {flag} timed out"));
-                }
-                Err(e) => return Err(format!("callgrind_control {flag}: {e}")),
-            }
-        }
-    });
-    run.await
-        .map_err(|e| format!("callgrind_control {flag}: {e}"))?
+    let args = [flag.to_owned(), pid.to_string()];
+    sys::run_tool("callgrind_control", &args, Duration::from_secs(30)).await
 }
 
 /// The instruction total of the newest dump (`OUT.1`, `OUT.2`, ...: the highest part).

@@ -5,7 +5,8 @@
 //! elo-bench [run] [--quick] [--duration SECS] [--rounds N] [--servers a,b,c]
 //!                 [--payloads 16,1024,..] [--conns 1,64,..] [--inflight 1,16] [--no-pin] [--tls]
 //!                 [--baseline PATH]
-//! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin] [--warm N [--payloads B]]
+//! elo-bench idle [--conns N] [--hold SECS] [--servers a,b,c] [--no-pin]
+//!                [--warm N [--payloads B]] [--massif]
 //! elo-bench instructions [--duration SECS] [--servers a,b,c] [--payloads ..] [--conns ..]
 //!                        [--inflight ..] [--no-pin]
 //! elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
@@ -20,6 +21,7 @@ mod fanout;
 mod fanout_servers;
 mod idle;
 mod instructions;
+mod massif;
 mod run;
 mod servers;
 mod soak;
@@ -39,6 +41,8 @@ const USAGE: &str = "usage:
   elo-bench idle [--conns N] [--hold SECS] [--servers ...] [--no-pin] [--tls]
                   [--warm N [--payloads B]]   (each connection echoes N messages of B bytes
                   at once, 1024 unless told, before it goes idle)
+                  [--massif]   (servers under valgrind's massif: the heap per connection by
+                  allocation site)
   elo-bench instructions [--duration SECS] [--servers ...] [--payloads 16,1024,16384]
                   [--conns 1,64] [--inflight 1,16] [--no-pin]   (valgrind's callgrind)
   elo-bench server <elo|elo-events|tungstenite|fastwebsockets> <addr> [--cpu N] [--tls CERT KEY]
@@ -146,6 +150,8 @@ pub struct Opts {
     pub tls: bool,
     /// `idle`: messages each connection echoes before it goes idle.
     pub warm: usize,
+    /// `idle`: the servers under valgrind's massif, with the heap per connection by site.
+    pub massif: bool,
 }
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
@@ -186,6 +192,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         hold: Duration::from_secs(1),
         tls: false,
         warm: 0,
+        massif: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -211,6 +218,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--no-pin" => opts.pin = false,
             "--tls" => opts.tls = true,
             "--warm" => opts.warm = value()?.parse().map_err(|_| "bad --warm")?,
+            "--massif" => opts.massif = true,
             "--baseline" => {
                 let exe = std::path::PathBuf::from(value()?);
                 if !exe.is_file() {

@@ -33,12 +33,28 @@ pub struct Scenario {
     pub k: usize,
 }
 
+/// One server's figures in one scenario, over the rounds: medians, but for the spread of the
+/// rates and whether any round failed.
+struct RowStats {
+    rate: f64,
+    cpu: f64,
+    /// CPU µs per message in user space and in the kernel.
+    user: f64,
+    kernel: f64,
+    srv: f64,
+    gen: f64,
+    spread: f64,
+    err: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Sample {
     msgs_per_s: f64,
     cpu_us_per_msg: f64,
     /// Server CPU time over wall time, in percent of one core.
     server_util: f64,
+    /// The part of `cpu_us_per_msg` spent in the kernel (the server's system time).
+    kernel_us_per_msg: f64,
     /// Load generator CPU time over wall time, in percent of one core.
     client_util: f64,
     /// CPU used by other processes on the machine meanwhile, in percent of one core.
@@ -339,7 +355,7 @@ async fn measure(
     let l0 = load.latencies.snapshot();
     let (m0, s0, c0, b0, t0) = (
         load.replies(),
-        server.cpu_us().unwrap_or(0),
+        server.cpu_times_us().unwrap_or((0, 0)),
         sys::cpu_time_us(me).unwrap_or(0),
         sys::machine_busy_us().unwrap_or(0),
         Instant::now(),
@@ -347,7 +363,7 @@ async fn measure(
     tokio::time::sleep(duration).await;
     let (m1, s1, c1, b1, t1) = (
         load.replies(),
-        server.cpu_us().unwrap_or(0),
+        server.cpu_times_us().unwrap_or((0, 0)),
         sys::cpu_time_us(me).unwrap_or(0),
         sys::machine_busy_us().unwrap_or(0),
         Instant::now(),
@@ -358,16 +374,22 @@ async fn measure(
 
     let wall = (t1 - t0).as_secs_f64();
     let msgs = (m1 - m0) as f64;
-    let cpu = s1.saturating_sub(s0) as f64;
+    let user = s1.0.saturating_sub(s0.0);
+    let kernel = s1.1.saturating_sub(s0.1);
+    let cpu = (user + kernel) as f64;
     Sample {
         msgs_per_s: msgs / wall,
         cpu_us_per_msg: if msgs > 0.0 { cpu / msgs } else { f64::NAN },
         server_util: cpu / (wall * 1e4),
+        kernel_us_per_msg: if msgs > 0.0 {
+            kernel as f64 / msgs
+        } else {
+            f64::NAN
+        },
         client_util: c1.saturating_sub(c0) as f64 / (wall * 1e4),
         other_util: b1
             .saturating_sub(b0)
-            .saturating_sub(s1.saturating_sub(s0) + c1.saturating_sub(c0))
-            as f64
+            .saturating_sub(user + kernel + c1.saturating_sub(c0)) as f64
             / (wall * 1e4),
         p50_us: quantile(&l0, &l1, 0.5),
         p99_us: quantile(&l0, &l1, 0.99),
@@ -397,6 +419,31 @@ fn rate(x: f64) -> String {
     }
 }
 
+/// A table of two µs figures per server (`columns` names them) for each scenario; `figures`
+/// gives them for a scenario and a server's index.
+fn print_two_per_server(
+    scenarios: &[Scenario],
+    names: &[&str],
+    columns: [&str; 2],
+    figures: impl Fn(&Scenario, usize) -> (f64, f64),
+) {
+    let mut header = "| payload | conns | K |".to_owned();
+    let mut rule = "|---:|---:|---:|".to_owned();
+    for n in names {
+        header += &format!(" {n} {} | {n} {} |", columns[0], columns[1]);
+        rule += "---:|---:|";
+    }
+    println!("{header}\n{rule}");
+    for sc in scenarios {
+        let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
+        for i in 0..names.len() {
+            let (a, b) = figures(sc, i);
+            row += &format!(" {} | {} |", micros(a), micros(b));
+        }
+        println!("{row}");
+    }
+}
+
 fn micros(x: f64) -> String {
     if !x.is_finite() {
         "n/a".to_owned()
@@ -421,7 +468,7 @@ fn print_report(
 ) {
     let names: Vec<&str> = opts.servers.iter().map(|i| i.name()).collect();
     let elo = opts.servers.iter().position(|&i| i == Impl::Elo);
-    let stats = |sc: &Scenario, i: usize| -> (f64, f64, f64, f64, f64, bool) {
+    let stats = |sc: &Scenario, i: usize| -> RowStats {
         let samples = results.get(&(*sc, i)).map(Vec::as_slice).unwrap_or(&[]);
         let rates: Vec<f64> = samples.iter().map(|s| s.msgs_per_s).collect();
         let med = median(rates.clone());
@@ -431,14 +478,21 @@ fn print_report(
         } else {
             f64::NAN
         };
-        (
-            med,
-            median(samples.iter().map(|s| s.cpu_us_per_msg).collect()),
-            median(samples.iter().map(|s| s.server_util).collect()),
-            median(samples.iter().map(|s| s.client_util).collect()),
+        RowStats {
+            rate: med,
+            cpu: median(samples.iter().map(|s| s.cpu_us_per_msg).collect()),
+            user: median(
+                samples
+                    .iter()
+                    .map(|s| s.cpu_us_per_msg - s.kernel_us_per_msg)
+                    .collect(),
+            ),
+            kernel: median(samples.iter().map(|s| s.kernel_us_per_msg).collect()),
+            srv: median(samples.iter().map(|s| s.server_util).collect()),
+            gen: median(samples.iter().map(|s| s.client_util).collect()),
             spread,
-            samples.iter().any(|s| s.error.is_some()),
-        )
+            err: samples.iter().any(|s| s.error.is_some()),
+        }
     };
 
     println!("\n## Echo throughput: elo vs tokio-tungstenite vs fastwebsockets\n");
@@ -490,14 +544,14 @@ fn print_report(
     for sc in scenarios {
         let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
         for i in 0..names.len() {
-            let (rate_med, cpu, _, _, _, err) = stats(sc, i);
-            let mark = if err { " (!)" } else { "" };
-            row += &format!(" {}{mark} | {} |", rate(rate_med), micros(cpu));
+            let st = stats(sc, i);
+            let mark = if st.err { " (!)" } else { "" };
+            row += &format!(" {}{mark} | {} |", rate(st.rate), micros(st.cpu));
         }
         if let Some(e) = elo {
-            let base = stats(sc, e).0;
+            let base = stats(sc, e).rate;
             for &o in &others {
-                let r = base / stats(sc, o).0;
+                let r = base / stats(sc, o).rate;
                 if r.is_finite() && r > 0.0 {
                     log_ratio_sums[o].0 += r.ln();
                     log_ratio_sums[o].1 += 1;
@@ -545,13 +599,13 @@ fn print_report(
     for sc in scenarios {
         let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
         for i in 0..names.len() {
-            let (rate_med, _, srv, gen, spread, _) = stats(sc, i);
+            let st = stats(sc, i);
             row += &format!(
                 " {:.1} | {:.0} | {:.1}% | {:.0} |",
-                rate_med * sc.payload as f64 / 1e6,
-                srv,
-                spread,
-                gen
+                st.rate * sc.payload as f64 / 1e6,
+                st.srv,
+                st.spread,
+                st.gen
             );
         }
         let other = (0..names.len())
@@ -562,6 +616,17 @@ fn print_report(
         row += &format!(" {other:.0} |");
         println!("{row}");
     }
+    println!("\n### Server CPU per message: user space and kernel\n");
+    println!(
+        "µs per message echoed, split by the server's utime and stime (/proc/PID/stat): the \
+         user part is the server's own code (library, runtime, libc), the kernel part its \
+         system calls (socket reads and writes, loopback delivery, epoll). Medians over the \
+         rounds, each part on its own.\n"
+    );
+    print_two_per_server(scenarios, &names, ["user", "kernel"], |sc, i| {
+        let st = stats(sc, i);
+        (st.user, st.kernel)
+    });
     if worst_other > 10.0 {
         println!(
             "\nWarning: other processes used up to {worst_other:.0}% of a core during the run; \
@@ -575,23 +640,13 @@ fn print_report(
              parsed, µs: p50 and p99 over every message of the measurement, median over the \
              rounds (log buckets: within 1/8).\n"
         );
-        let mut header = "| payload | conns | K |".to_owned();
-        let mut rule = "|---:|---:|---:|".to_owned();
-        for n in &names {
-            header += &format!(" {n} p50 | {n} p99 |");
-            rule += "---:|---:|";
-        }
-        println!("{header}\n{rule}");
-        for sc in scenarios {
-            let mut row = format!("| {} | {} | {} |", size(sc.payload), sc.conns, sc.k);
-            for i in 0..names.len() {
-                let samples = results.get(&(*sc, i)).map(Vec::as_slice).unwrap_or(&[]);
-                let p50 = median(samples.iter().map(|s| s.p50_us).collect());
-                let p99 = median(samples.iter().map(|s| s.p99_us).collect());
-                row += &format!(" {} | {} |", micros(p50), micros(p99));
-            }
-            println!("{row}");
-        }
+        print_two_per_server(scenarios, &names, ["p50", "p99"], |sc, i| {
+            let samples = results.get(&(*sc, i)).map(Vec::as_slice).unwrap_or(&[]);
+            (
+                median(samples.iter().map(|s| s.p50_us).collect()),
+                median(samples.iter().map(|s| s.p99_us).collect()),
+            )
+        });
     }
     if let Some(e) = elo.filter(|_| opts.rounds > 1) {
         print_paired_rounds(scenarios, results, &names, e, &others);

@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::servers::Impl;
 
@@ -114,6 +114,11 @@ impl ServerProc {
         cpu_time_us(self.pid)
     }
 
+    /// User and system CPU time of the server process so far, in microseconds.
+    pub fn cpu_times_us(&self) -> io::Result<(u64, u64)> {
+        cpu_times_us(self.pid)
+    }
+
     /// Resident set size of the server process, in bytes.
     pub fn rss(&self) -> io::Result<u64> {
         rss_bytes(self.pid)
@@ -191,6 +196,12 @@ fn clock_ticks_per_sec() -> u64 {
 
 /// utime + stime of a process (all threads), from `/proc/<pid>/stat`, in microseconds.
 pub fn cpu_time_us(pid: u32) -> io::Result<u64> {
+    cpu_times_us(pid).map(|(user, system)| user + system)
+}
+
+/// utime and stime of a process (all threads): its CPU time in user space and in the kernel,
+/// from `/proc/<pid>/stat`, in microseconds.
+pub fn cpu_times_us(pid: u32) -> io::Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces; fields after the last ')' are plain.
     let rest = stat
@@ -205,8 +216,8 @@ pub fn cpu_time_us(pid: u32) -> io::Result<u64> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
     };
-    let ticks = parse(11)? + parse(12)?;
-    Ok(ticks * 1_000_000 / clock_ticks_per_sec())
+    let us = |ticks: u64| ticks * 1_000_000 / clock_ticks_per_sec();
+    Ok((us(parse(11)?), us(parse(12)?)))
 }
 
 /// Busy user + nice + system time of all CPUs together (first line of `/proc/stat`), in
@@ -319,4 +330,69 @@ pub fn machine_description() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
     format!("nproc={nproc}, {model}, Linux {kernel}")
+}
+
+/// How long a server under valgrind may take to report READY.
+pub const VALGRIND_START: Duration = Duration::from_secs(60);
+
+/// Fails with how to install them unless each of valgrind's `tools` can be started.
+pub fn require_valgrind(tools: &[&str]) -> Result<(), String> {
+    for tool in tools {
+        let started = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if started.is_err() {
+            return Err(format!(
+                "{tool} not found: install valgrind (Debian package `valgrind`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `program ARGS` to completion on a blocking thread, so the load keeps going meanwhile
+/// (tokio's process support is left out: its driver would run in every server's runtime too).
+/// The child is killed if it takes longer than `timeout`, so neither it nor the thread waiting
+/// for it outlives the measurement. An error names the command, and gives its exit status and
+/// standard error.
+pub async fn run_tool(
+    program: &'static str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<(), String> {
+    let args = args.to_vec();
+    let what = format!("{program} {}", args.join(" "));
+    let run = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut child = Command::new(program)
+            .args(&args)
+            .stdout(Stdio::null())
+            // A few lines at most (the pipe can't fill up while it runs).
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{what}: {e}"))?;
+        let deadline = Instant::now() + timeout;
+        let failure = loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                    }
+                    return Err(format!("{what}: {status}: {}", stderr.trim()));
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => break format!("{what} timed out"),
+                Err(e) => break format!("{what}: {e}"),
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(failure)
+    });
+    run.await.map_err(|e| e.to_string())?
 }
