@@ -91,21 +91,11 @@ pub async fn verify_echo(
 ) -> io::Result<()> {
     match tls {
         Some(tls) => {
-            verify_echo_on(
-                connect_tls(addr, Duration::from_secs(10), tls).await?,
-                payload,
-            )
-            .await
+            let mut stream = connect_tls(addr, Duration::from_secs(10), tls).await?;
+            echo_burst(&mut stream, payload, 1).await
         }
-        None => verify_echo_on(connect_inner(addr).await?, payload).await,
+        None => echo_burst(&mut connect_inner(addr).await?, payload, 1).await,
     }
-}
-
-async fn verify_echo_on<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    payload: &[u8],
-) -> io::Result<()> {
-    echo_burst(&mut stream, payload, 1).await
 }
 
 /// Sends `count` messages of `payload` at once and checks that each comes back whole.

@@ -159,22 +159,12 @@ impl Idle {
         tls: Option<&crate::tls::Certificate>,
         warm: Option<(usize, usize)>,
     ) -> std::io::Result<Idle> {
-        let payload = |size| vec![0x5a; size];
         Ok(match tls {
             Some(tls) => {
-                let mut stream = client::connect_tls(addr, timeout, tls).await?;
-                if let Some((count, size)) = warm {
-                    client::echo_burst(&mut stream, &payload(size), count).await?;
-                }
-                Idle::Tls(Box::new(stream))
+                let stream = client::connect_tls(addr, timeout, tls).await?;
+                Idle::Tls(Box::new(warmed(stream, warm).await?))
             }
-            None => {
-                let mut stream = client::connect(addr, timeout).await?;
-                if let Some((count, size)) = warm {
-                    client::echo_burst(&mut stream, &payload(size), count).await?;
-                }
-                Idle::Plain(stream)
-            }
+            None => Idle::Plain(warmed(client::connect(addr, timeout).await?, warm).await?),
         })
     }
 
@@ -184,6 +174,17 @@ impl Idle {
             Idle::Tls(tls) => tls.get_ref().0,
         }
     }
+}
+
+/// `stream`, after echoing `warm`'s (count, size) messages at once, if any.
+async fn warmed<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    warm: Option<(usize, usize)>,
+) -> std::io::Result<S> {
+    if let Some((count, size)) = warm {
+        client::echo_burst(&mut stream, &vec![0x5a; size], count).await?;
+    }
+    Ok(stream)
 }
 
 async fn measure(

@@ -12,7 +12,7 @@ use h2::RecvStream;
 use http::{Request, Response};
 
 use super::accept::{connection, decide, ClientInfo, Decision};
-use super::{connection_task, ConnectionGuard, ServerBuilder, ServerStream, Shared};
+use super::{connection_task, ServerBuilder, ServerStream, Shared};
 use crate::handshake::server::{
     connect_accept_headers, http2_head, rejection, remove_connection_headers,
 };
@@ -161,27 +161,10 @@ where
     F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let opening = open_and_register(shared, handler, request, respond, remote);
-    connection_task(Box::pin(opening))
-}
-
-/// [`run_stream`]'s decision and registration: the handler's future for the stream, and the
-/// guard that undoes its bookkeeping when the task ends.
-async fn open_and_register<F, Fut>(
-    shared: Arc<Shared>,
-    handler: Arc<F>,
-    request: Request<RecvStream>,
-    respond: SendResponse<Bytes>,
-    remote: Option<SocketAddr>,
-) -> Option<(Fut, ConnectionGuard)>
-where
-    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut guard = ConnectionGuard::new(shared.clone());
-    let (ws, info) = open_stream(&shared, request, respond, remote).await?;
-    let (ws, info) = shared.register(ws, info, &mut guard).await?;
-    Some((handler(ws, info), guard))
+    connection_task(Box::pin(async move {
+        let opened = open_stream(&shared, request, respond, remote);
+        shared.start(&*handler, opened).await
+    }))
 }
 
 /// Decides on a stream's request (within the handshake timeout) and answers it: `200` and a

@@ -472,17 +472,14 @@ impl Drop for Shared {
 }
 
 impl Shared {
-    /// TLS if configured, the opening handshake, and the client's registration (undone by
-    /// `guard` when the task ends); `None` when the connection ends before its handler runs (a
-    /// failed handshake, or a server shutting down: then closed with 1001). An HTTP/2
-    /// connection is served here, to its end, its streams each in a task of their own: this
-    /// future is boxed by the caller, so an HTTP/2 connection's state is never in the room
-    /// every connection's task keeps.
+    /// TLS if configured and the opening handshake; `None` when the connection ends before
+    /// its handler runs (a failed handshake). An HTTP/2 connection is served here, to its end,
+    /// its streams each in a task of their own: this future is boxed by the caller, so an
+    /// HTTP/2 connection's state is never in the room every connection's task keeps.
     async fn open<F, Fut>(
         self: &Arc<Self>,
         stream: ServerStream,
         remote: Option<SocketAddr>,
-        guard: &mut ConnectionGuard,
         #[cfg_attr(not(feature = "http2"), allow(unused_variables))] handler: &Arc<F>,
     ) -> Option<(WebSocket<ServerStream>, ClientInfo)>
     where
@@ -499,8 +496,25 @@ impl Shared {
             http2::Detected::Http1(stream) => stream,
             http2::Detected::Neither => return None,
         };
-        let (ws, info) = self.options.accept(stream, remote).await.ok()?;
-        self.register(ws, info, guard).await
+        self.options.accept(stream, remote).await.ok()
+    }
+
+    /// A connection's (or an HTTP/2 stream's) start, once `opened` (its handshake) gives a
+    /// `WebSocket`: the client registered, and the handler's future with the guard that undoes
+    /// the task's bookkeeping when the task ends. The guard is made first, so a task whose
+    /// handshake fails is untracked too; `None` then, or when the server is shutting down.
+    async fn start<F, Fut>(
+        self: &Arc<Self>,
+        handler: &F,
+        opened: impl Future<Output = Option<(WebSocket<ServerStream>, ClientInfo)>>,
+    ) -> Option<(Fut, ConnectionGuard)>
+    where
+        F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut,
+    {
+        let mut guard = ConnectionGuard::new(self.clone());
+        let (ws, info) = opened.await?;
+        let (ws, info) = self.register(ws, info, &mut guard).await?;
+        Some((handler(ws, info), guard))
     }
 
     /// Registers an accepted client (when clients are tracked) until `guard` drops; `None`
@@ -548,7 +562,10 @@ where
     F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    connection_task(Box::pin(open_connection(shared, handler, stream, remote)))
+    connection_task(Box::pin(async move {
+        let opened = shared.open(stream, remote, &handler);
+        shared.start(&*handler, opened).await
+    }))
 }
 
 /// A task that runs the handler's future `opening` gives (if any) and then drops the guard:
@@ -565,23 +582,6 @@ where
         return;
     };
     connection.await;
-}
-
-/// [`run_connection`]'s handshake: the handler's future for the connection, and the guard
-/// that undoes its bookkeeping when the task ends.
-async fn open_connection<F, Fut>(
-    shared: Arc<Shared>,
-    handler: Arc<F>,
-    stream: ServerStream,
-    remote: Option<SocketAddr>,
-) -> Option<(Fut, ConnectionGuard)>
-where
-    F: Fn(WebSocket<ServerStream>, ClientInfo) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut guard = ConnectionGuard::new(shared.clone());
-    let (ws, info) = shared.open(stream, remote, &mut guard, &handler).await?;
-    Some((handler(ws, info), guard))
 }
 
 /// What a connection's (or an HTTP/2 stream's) task undoes when it ends, however it ends: the
@@ -1008,7 +1008,7 @@ mod tests {
     /// handler's future plus a few words: the opening handshake's result (a `WebSocket` and its
     /// `ClientInfo`, 680 bytes) kept across an await would add about 700 bytes to every idle
     /// connection (seen: 2.1 KB became 2.9 KB), and the stream and the address kept as the
-    /// task's arguments 64 more (the bench's task cell went from 512 to 640 bytes).
+    /// task's arguments 64 more (they took the bench's task cell from 512 to 640 bytes).
     #[tokio::test]
     async fn a_connection_task_keeps_room_for_its_handler_and_a_few_words() {
         /// The size of the future `handler` returns.
